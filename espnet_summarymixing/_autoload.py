@@ -1,0 +1,64 @@
+"""Start-up hook, run by ``espnet_summarymixing.pth``: register our encoder names in ESPnet.
+
+At interpreter start it only puts a finder on ``sys.meta_path`` (no torch, no ESPnet import).
+When any ``espnet2.tasks.*`` module is imported later, the finder lets the normal loader run
+it and then adds our encoders to its choice lists, before ESPnet builds an argument parser
+or rebuilds a saved model. Set ``ESPNET_SUMMARYMIXING_AUTOLOAD=0`` to disable it.
+"""
+
+import importlib.abc
+import os
+import sys
+import warnings
+
+_PREFIX = "espnet2.tasks."
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        try:
+            from espnet_summarymixing.registration import register_module
+
+            register_module(module)
+        except Exception as err:  # never break ESPnet because of us
+            warnings.warn(f"espnet_summarymixing: could not register encoders in {module.__name__}: {err!r}")
+
+    def __getattr__(self, name):  # get_source, get_code, ... for tools that ask
+        return getattr(self._loader, name)
+
+
+class _TaskFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if not fullname.startswith(_PREFIX):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Put the finder first on ``sys.meta_path`` (once) and register in loaded task modules."""
+    if os.environ.get("ESPNET_SUMMARYMIXING_AUTOLOAD", "1") == "0":
+        return
+    if not any(isinstance(f, _TaskFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TaskFinder())
+    if any(name.startswith(_PREFIX) for name in list(sys.modules)):
+        from espnet_summarymixing.registration import register
+
+        register()
+
+
+install()

@@ -1,0 +1,353 @@
+"""What the three SummaryMixing encoders share: input layer, option checks, the forward loop.
+
+Shapes: B batch, T frames (after subsampling once embedded), D = output_size.
+"""
+
+import logging
+import re
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from espnet.nets.pytorch_backend.nets_utils import make_pad_mask, trim_by_ctc_posterior
+from espnet.nets.pytorch_backend.transformer.embedding import (
+    PositionalEncoding,
+    ScaledPositionalEncoding,
+)
+from espnet.nets.pytorch_backend.transformer.subsampling import (
+    Conv1dSubsampling1,
+    Conv1dSubsampling2,
+    Conv1dSubsampling3,
+    Conv2dSubsampling,
+    Conv2dSubsampling1,
+    Conv2dSubsampling2,
+    Conv2dSubsampling6,
+    Conv2dSubsampling8,
+    TooShortUttError,
+    check_short_utt,
+)
+from espnet2.asr.ctc import CTC
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+
+from espnet_summarymixing.summary_mixing import SummaryMixing
+
+SUBSAMPLING = {
+    "conv2d": Conv2dSubsampling,
+    "conv2d1": Conv2dSubsampling1,
+    "conv2d2": Conv2dSubsampling2,
+    "conv2d6": Conv2dSubsampling6,
+    "conv2d8": Conv2dSubsampling8,
+    "conv1d1": Conv1dSubsampling1,
+    "conv1d2": Conv1dSubsampling2,
+    "conv1d3": Conv1dSubsampling3,
+}
+# How each subsampling shortens a sequence: (frames lost, stride) per convolution. ESPnet
+# slices the padding mask instead, which counts one frame too many per stage for a padded
+# utterance (a frame whose receptive field reaches into the padding): the lengths are
+# recomputed from these, so that an utterance gets the same frames alone and in a batch.
+SUBSAMPLING_STEPS = {
+    Conv2dSubsampling: ((2, 2), (2, 2)),
+    Conv2dSubsampling1: ((2, 1), (2, 1)),
+    Conv2dSubsampling2: ((2, 2), (2, 1)),
+    Conv2dSubsampling6: ((2, 2), (4, 3)),
+    Conv2dSubsampling8: ((2, 2), (2, 2), (2, 2)),
+    Conv1dSubsampling1: ((2, 1), (2, 1)),
+    Conv1dSubsampling2: ((2, 1), (2, 2)),
+    Conv1dSubsampling3: ((2, 1), (4, 3)),
+}
+#: Accepted ``input_layer`` values (``None`` = no input layer, a Linear if sizes differ).
+INPUT_LAYERS = ("linear", *SUBSAMPLING, "embed", None)
+#: Accepted ``pos_enc_layer_type`` values. Relative encodings only make sense inside
+#: self-attention; they are mapped to ``abs_pos`` with a warning (see ``resolve_pos_enc``).
+POS_ENC_LAYERS = {"abs_pos": PositionalEncoding, "scaled_abs_pos": ScaledPositionalEncoding, "none": None}
+_ATTENTION_ONLY_POS_ENC = ("rel_pos", "legacy_rel_pos")
+
+# The encoder keys that configure the cell, and the cell argument each one feeds.
+_CELL_KEYS = {
+    "mode": "summary_mode",
+    "heads": "summary_heads",
+    "hidden_units": "summary_hidden_units",
+    "activation": "summary_activation",
+    "dropout_rate": "summary_dropout_rate",
+    "size": "output_size",
+}
+
+
+def check_choice(argument: str, value, allowed: Sequence) -> None:
+    """Raise a ValueError naming ``argument``, its ``value`` and the ``allowed`` values."""
+    if value not in allowed:
+        raise ValueError(f"{argument}={value!r} is not supported: choose one of {list(allowed)}")
+
+
+def check_range(argument: str, value: float, low: float, high: float) -> None:
+    """Raise a ValueError unless ``low <= value < high``."""
+    if not low <= value < high:
+        raise ValueError(f"{argument}={value!r} must be in [{low}, {high})")
+
+
+def per_block(argument: str, value: Union[float, List[float]], num_blocks: int) -> List[float]:
+    """Expand a float to one value per block, or check a list has ``num_blocks`` items."""
+    if isinstance(value, (int, float)):
+        return [float(value)] * num_blocks
+    if len(value) != num_blocks:
+        raise ValueError(
+            f"{argument} has {len(value)} values but num_blocks={num_blocks}: give one value "
+            "per block or a single float"
+        )
+    return [float(v) for v in value]
+
+
+def warn_attention_only(encoder: str, **options) -> None:
+    """Log the self-attention options a user kept from a stock config: they have no effect.
+
+    They are accepted so that a stock ESPnet config runs with only ``encoder:`` changed.
+    Only options that were set (not None) are reported.
+    """
+    kept = {k: v for k, v in options.items() if v is not None}
+    if kept:
+        logging.warning(
+            "%s: %s configure self-attention, which SummaryMixing replaces; they have no effect.",
+            encoder,
+            ", ".join(f"{k}={v!r}" for k, v in kept.items()),
+        )
+
+
+def resolve_pos_enc(encoder: str, pos_enc_layer_type: str) -> str:
+    """Validate ``pos_enc_layer_type``; map relative encodings to ``abs_pos`` with a warning."""
+    if pos_enc_layer_type in _ATTENTION_ONLY_POS_ENC:
+        logging.warning(
+            "%s: pos_enc_layer_type=%r needs self-attention to use relative positions; "
+            "absolute sinusoidal encodings ('abs_pos') are used instead.",
+            encoder,
+            pos_enc_layer_type,
+        )
+        return "abs_pos"
+    check_choice("pos_enc_layer_type", pos_enc_layer_type, [*POS_ENC_LAYERS, *_ATTENTION_ONLY_POS_ENC])
+    return pos_enc_layer_type
+
+
+def build_cell(size: int, **cell_options) -> SummaryMixing:
+    """Build the cell; its errors name the encoder's ``summary_*`` keys, not the cell's."""
+    try:
+        return SummaryMixing(size, **cell_options)
+    except ValueError as err:
+        message = str(err)
+        for cell_key, encoder_key in _CELL_KEYS.items():
+            message = re.sub(rf"\b{cell_key}=", f"{encoder_key}=", message)
+        raise ValueError(message) from None
+
+
+def build_input_layer(
+    input_layer: Optional[str],
+    input_size: int,
+    output_size: int,
+    dropout_rate: float,
+    pos_enc_layer_type: str,
+    positional_dropout_rate: float,
+    max_pos_emb_len: int,
+    padding_idx: int,
+) -> Optional[torch.nn.Module]:
+    """ESPnet's input layers, followed by the chosen positional encoding (or none)."""
+    check_choice("input_layer", input_layer, INPUT_LAYERS)
+    pos_class = POS_ENC_LAYERS[pos_enc_layer_type]
+    if pos_class is None:
+        pos_enc = torch.nn.Dropout(positional_dropout_rate)
+    else:
+        pos_enc = pos_class(output_size, positional_dropout_rate, max_pos_emb_len)
+    if input_layer in SUBSAMPLING:
+        return SUBSAMPLING[input_layer](input_size, output_size, dropout_rate, pos_enc)
+    if input_layer == "linear":
+        return torch.nn.Sequential(
+            torch.nn.Linear(input_size, output_size),
+            torch.nn.LayerNorm(output_size),
+            torch.nn.Dropout(dropout_rate),
+            pos_enc,
+        )
+    if input_layer == "embed":
+        return torch.nn.Sequential(
+            torch.nn.Embedding(input_size, output_size, padding_idx=padding_idx), pos_enc
+        )
+    if input_size != output_size:
+        return torch.nn.Sequential(torch.nn.Linear(input_size, output_size), pos_enc)
+    return torch.nn.Sequential(pos_enc)
+
+
+def subsampled_mask(embed: torch.nn.Module, masks: torch.Tensor, frames: int) -> torch.Tensor:
+    """Validity mask (B, 1, frames) after ``embed``: frames that see only valid input.
+
+    An utterance shorter than the subsampling's receptive field keeps one frame, as in
+    ESPnet (alone, it raises TooShortUttError).
+    """
+    lengths = masks.squeeze(1).sum(-1)  # (B,)
+    for lost, stride in SUBSAMPLING_STEPS[type(embed)]:
+        lengths = torch.div(lengths - lost + stride - 1, stride, rounding_mode="floor")
+    lengths = lengths.clamp(min=1, max=frames)
+    return ~make_pad_mask(lengths, maxlen=frames)[:, None, :].to(masks.device)  # (B, 1, T')
+
+
+class SummaryMixingEncoderBase(AbsEncoder):
+    """Forward loop shared by the SummaryMixing encoders.
+
+    Subclasses set ``embed``, ``encoders`` (layers called as ``layer(x, mask) -> x``),
+    ``after_norm`` (or None) and call :meth:`_setup_common`.
+    """
+
+    def _setup_common(
+        self,
+        output_size: int,
+        num_blocks: int,
+        interctc_layer_idx: Optional[List[int]],
+        interctc_use_conditioning: bool,
+        layer_drop_rate: float,
+        gradient_checkpoint_layers: Optional[List[int]],
+        normalize_interctc: bool,
+        ctc_trim: bool = False,
+    ) -> None:
+        if num_blocks <= 0:
+            raise ValueError(f"num_blocks={num_blocks} must be a positive integer")
+        self._output_size = output_size
+        interctc_layer_idx = list(interctc_layer_idx or [])
+        bad = [i for i in interctc_layer_idx if not 0 < i < num_blocks]
+        if bad:
+            raise ValueError(
+                f"interctc_layer_idx={interctc_layer_idx} has {bad} outside 1..{num_blocks - 1} "
+                f"(layer numbers start at 1 and the last layer, {num_blocks}, is the output)"
+            )
+        if interctc_use_conditioning and not interctc_layer_idx:
+            raise ValueError(
+                "interctc_use_conditioning=True needs at least one intermediate layer in "
+                "interctc_layer_idx"
+            )
+        if ctc_trim and not interctc_layer_idx:
+            raise ValueError("ctc_trim=True needs at least one layer in interctc_layer_idx")
+        check_range("layer_drop_rate", layer_drop_rate, 0.0, 1.0)
+        checkpoints = list(gradient_checkpoint_layers or [])
+        bad = [i for i in checkpoints if not 0 <= i <= num_blocks]
+        if bad:
+            raise ValueError(
+                f"gradient_checkpoint_layers={checkpoints} has {bad} outside 0..{num_blocks} "
+                "(0 is the input layer, 1..num_blocks the encoder layers)"
+            )
+        self.interctc_layer_idx = interctc_layer_idx
+        self.interctc_use_conditioning = interctc_use_conditioning
+        self.conditioning_layer = None  # set by ESPnet's model when conditioning is used
+        self.ctc_trim = ctc_trim
+        self.layer_drop_rate = layer_drop_rate
+        self.gradient_checkpoint_layers = checkpoints
+        self._normalize_interctc = normalize_interctc
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def _run(self, module, *args):
+        if self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
+        return module(*args)
+
+    def forward(
+        self,
+        xs_pad: torch.Tensor,
+        ilens: torch.Tensor,
+        prev_states: torch.Tensor = None,
+        masks: torch.Tensor = None,
+        ctc: CTC = None,
+        return_all_hs: bool = False,
+    ) -> Tuple[Union[torch.Tensor, Tuple], torch.Tensor, None]:
+        """Encode a padded batch.
+
+        Args:
+            xs_pad (torch.Tensor): Features (B, T, input_size), or token ids (B, T) when
+                ``input_layer="embed"``.
+            ilens (torch.Tensor): Valid lengths (B,), each in 1..T.
+            prev_states: Unused (ESPnet's interface).
+            masks (torch.Tensor): Optional padding mask (B, T), True = padding (ESPnet's
+                convention for this argument); computed from ``ilens`` when omitted.
+            ctc (CTC): ESPnet's CTC module, needed with ``interctc_use_conditioning``.
+            return_all_hs (bool): Also return every layer's output.
+
+        Returns:
+            Output (B, T', D) zero at padded frames, or ``(output, [(layer, hidden), ...])``
+            with intermediate CTC; output lengths (B,); None.
+        """
+        self._check_inputs(xs_pad, ilens)
+        if masks is None:
+            masks = ~make_pad_mask(ilens, maxlen=xs_pad.size(1))[:, None, :]  # (B, 1, T)
+            masks = masks.to(xs_pad.device)
+        else:
+            masks = ~masks[:, None, :]  # (B, 1, T), True = valid
+        xs_pad, masks = self._embed(xs_pad, masks)  # (B, T', D), (B, 1, T')
+
+        intermediate_outs = []
+        for idx, layer in enumerate(self.encoders):
+            if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:
+                continue
+            if idx + 1 in self.gradient_checkpoint_layers:
+                xs_pad = self._run(layer, xs_pad, masks)
+            else:
+                xs_pad = layer(xs_pad, masks)
+            if return_all_hs:
+                intermediate_outs.append(xs_pad)
+            elif idx + 1 in self.interctc_layer_idx:
+                encoder_out = xs_pad
+                if self._normalize_interctc and self.after_norm is not None:
+                    encoder_out = self.after_norm(encoder_out)
+                intermediate_outs.append((idx + 1, encoder_out))
+                if self.interctc_use_conditioning:
+                    if ctc is None or self.conditioning_layer is None:
+                        raise ValueError(
+                            "interctc_use_conditioning=True needs forward(..., ctc=<CTC>) and "
+                            "a conditioning_layer (ESPnet's ASR model sets it)"
+                        )
+                    xs_pad = xs_pad + self.conditioning_layer(ctc.softmax(encoder_out))
+                if self.ctc_trim and ctc is not None:
+                    xs_pad, masks, _ = trim_by_ctc_posterior(
+                        xs_pad, ctc.softmax(encoder_out), masks
+                    )
+
+        if self.after_norm is not None:
+            xs_pad = self.after_norm(xs_pad)
+        xs_pad = xs_pad * masks.transpose(1, 2).to(xs_pad.dtype)  # padded frames are zero
+        olens = masks.squeeze(1).sum(1)
+        if intermediate_outs:
+            return (xs_pad, intermediate_outs), olens, None
+        return xs_pad, olens, None
+
+    def _embed(self, xs_pad: torch.Tensor, masks: torch.Tensor):
+        embed = self.embed
+        if isinstance(embed, tuple(SUBSAMPLING.values())):
+            too_short, limit = check_short_utt(embed, xs_pad.size(1))
+            if too_short:
+                raise TooShortUttError(
+                    f"has {xs_pad.size(1)} frames and is too short for subsampling "
+                    f"(it needs more than {limit} frames), return empty results",
+                    xs_pad.size(1),
+                    limit,
+                )
+            if 0 in self.gradient_checkpoint_layers:
+                xs_pad, _ = self._run(embed, xs_pad, masks)
+            else:
+                xs_pad, _ = embed(xs_pad, masks)
+            return xs_pad, subsampled_mask(embed, masks, xs_pad.size(1))
+        if 0 in self.gradient_checkpoint_layers:
+            return self._run(embed, xs_pad), masks
+        return embed(xs_pad), masks
+
+    def _check_inputs(self, xs_pad: torch.Tensor, ilens: torch.Tensor) -> None:
+        token_input = isinstance(self.embed, torch.nn.Sequential) and isinstance(
+            self.embed[0], torch.nn.Embedding
+        )
+        want = 2 if token_input else 3
+        if xs_pad.dim() != want:
+            shape = "(B, T) token ids" if token_input else "(B, T, input_size) features"
+            raise ValueError(f"xs_pad must be {shape}, got shape {tuple(xs_pad.shape)}")
+        if ilens.dim() != 1 or ilens.size(0) != xs_pad.size(0):
+            raise ValueError(
+                f"ilens must have shape ({xs_pad.size(0)},) to match xs_pad, got {tuple(ilens.shape)}"
+            )
+        low, high = torch.stack(torch.aminmax(ilens.detach())).tolist() if ilens.numel() else (1, 1)
+        if low < 1:
+            raise ValueError(
+                f"ilens has an utterance of {low} frames: every utterance needs at least one "
+                "frame (remove empty utterances from the data)"
+            )
+        if high > xs_pad.size(1):
+            raise ValueError(f"ilens has a length {high} beyond the {xs_pad.size(1)} frames of xs_pad")

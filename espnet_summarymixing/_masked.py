@@ -1,0 +1,62 @@
+"""Padding-safe forwards for ESPnet's time-convolution blocks.
+
+ESPnet's convolution module, cgMLP and convolutional feed-forward layers convolve over time
+without looking at the mask, so whatever sits in the padding of a batch leaks into the valid
+frames next to it: an utterance decoded alone and inside a padded batch give different
+results. These functions run the very same ESPnet modules (same parameters, same names in
+checkpoints) but zero the padded frames right before every convolution over time.
+
+``valid`` is always a (B, T, 1) float tensor of 0/1, see :func:`valid_frames`.
+"""
+
+import torch
+from espnet.nets.pytorch_backend.conformer.convolution import ConvolutionModule
+from espnet.nets.pytorch_backend.transformer.multi_layer_conv import (
+    Conv1dLinear,
+    MultiLayeredConv1d,
+)
+from espnet2.asr.layers.cgmlp import ConvolutionalGatingMLP
+
+__all__ = ["valid_frames", "conv_module", "cgmlp", "feed_forward", "depthwise_conv"]
+
+
+def valid_frames(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """ESPnet mask (B, 1, T), True = valid, to a (B, T, 1) tensor of 0/1 in ``dtype``."""
+    return mask.transpose(1, 2).to(dtype)  # (B, T, 1)
+
+
+def depthwise_conv(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Apply a time convolution to x (B, T, C) after zeroing its padded frames."""
+    return conv((x * valid).transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+
+
+def conv_module(module: ConvolutionModule, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Conformer convolution module on x (B, T, D), padding excluded from the depthwise conv."""
+    x = module.pointwise_conv1(x.transpose(1, 2))  # (B, 2D, T)
+    x = torch.nn.functional.glu(x, dim=1)  # (B, D, T)
+    x = module.depthwise_conv(x * valid.transpose(1, 2))  # (B, D, T)
+    x = module.activation(module.norm(x))
+    return module.pointwise_conv2(x).transpose(1, 2)  # (B, T, D)
+
+
+def cgmlp(module: ConvolutionalGatingMLP, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """cgMLP on x (B, T, D), padding excluded from the spatial gating unit's convolution."""
+    csgu = module.csgu
+    x = module.channel_proj1(x)  # (B, T, U)
+    x_r, x_g = x.chunk(2, dim=-1)  # (B, T, U/2) each
+    x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid)  # (B, T, U/2)
+    if csgu.linear is not None:
+        x_g = csgu.linear(x_g)
+    out = csgu.dropout(x_r * csgu.act(x_g))  # (B, T, U/2)
+    return module.channel_proj2(out)  # (B, T, D)
+
+
+def feed_forward(module: torch.nn.Module, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Position-wise feed-forward of any of ESPnet's three kinds, padding-safe."""
+    if isinstance(module, MultiLayeredConv1d):
+        h = torch.relu(depthwise_conv(module.w_1, x, valid))  # (B, T, U)
+        return depthwise_conv(module.w_2, module.dropout(h), valid)  # (B, T, D)
+    if isinstance(module, Conv1dLinear):
+        h = torch.relu(depthwise_conv(module.w_1, x, valid))  # (B, T, U)
+        return module.w_2(module.dropout(h))  # (B, T, D)
+    return module(x)  # frame-wise: padding cannot leak

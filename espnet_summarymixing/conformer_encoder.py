@@ -1,0 +1,297 @@
+"""SummaryMixing Conformer encoder: ESPnet's Conformer with SummaryMixing in the attention slot.
+
+Block (macaron style): FFN/2 -> SummaryMixing -> convolution module -> FFN/2 -> LayerNorm,
+each with ESPnet's residuals, dropout and stochastic depth. Shapes: (B, T, D), D = output_size.
+"""
+
+from typing import List, Optional, Union
+
+import torch
+from espnet.nets.pytorch_backend.conformer.convolution import ConvolutionModule
+from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
+from espnet.nets.pytorch_backend.transformer.multi_layer_conv import (
+    Conv1dLinear,
+    MultiLayeredConv1d,
+)
+from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import (
+    PositionwiseFeedForward,
+)
+from typeguard import typechecked
+
+from espnet_summarymixing import _masked
+from espnet_summarymixing._encoder_base import (
+    SummaryMixingEncoderBase,
+    build_cell,
+    build_input_layer,
+    check_choice,
+    check_range,
+    per_block,
+    resolve_pos_enc,
+    warn_attention_only,
+)
+from espnet_summarymixing.summary_mixing import SummaryMixing, make_activation
+
+__all__ = ["SummaryMixingConformerEncoder"]
+
+POSITIONWISE_LAYERS = ("linear", "conv1d", "conv1d-linear")
+
+
+class _ConformerLayer(torch.nn.Module):
+    """One Conformer block with SummaryMixing; ESPnet's ``EncoderLayer`` parameter names."""
+
+    def __init__(
+        self,
+        size: int,
+        summary_mixing: SummaryMixing,
+        feed_forward: torch.nn.Module,
+        feed_forward_macaron: Optional[torch.nn.Module],
+        conv_module: Optional[ConvolutionModule],
+        dropout_rate: float,
+        normalize_before: bool,
+        concat_after: bool,
+        stochastic_depth_rate: float,
+    ):
+        super().__init__()
+        self.size = size
+        self.summary_mixing = summary_mixing
+        self.feed_forward = feed_forward
+        self.feed_forward_macaron = feed_forward_macaron
+        self.conv_module = conv_module
+        self.norm_ff = LayerNorm(size)
+        self.norm_mha = LayerNorm(size)  # before the mixing module, ESPnet's name
+        if feed_forward_macaron is not None:
+            self.norm_ff_macaron = LayerNorm(size)
+        self.ff_scale = 0.5 if feed_forward_macaron is not None else 1.0
+        if conv_module is not None:
+            self.norm_conv = LayerNorm(size)
+            self.norm_final = LayerNorm(size)
+        self.dropout = torch.nn.Dropout(dropout_rate)
+        self.normalize_before = normalize_before
+        self.concat_after = concat_after
+        if concat_after:
+            self.concat_linear = torch.nn.Linear(size + size, size)
+        self.stochastic_depth_rate = stochastic_depth_rate
+
+    def _residual(self, x, norm, fn, scale):
+        y = norm(x) if self.normalize_before else x
+        x = x + scale * self.dropout(fn(y))
+        return x if self.normalize_before else norm(x)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D)."""
+        coeff = 1.0
+        if self.training and self.stochastic_depth_rate > 0:
+            if torch.rand(1).item() < self.stochastic_depth_rate:
+                return x
+            coeff = 1.0 / (1.0 - self.stochastic_depth_rate)
+        valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
+
+        def ffn(module):
+            return lambda y: _masked.feed_forward(module, y, valid)
+
+        if self.feed_forward_macaron is not None:
+            x = self._residual(
+                x, self.norm_ff_macaron, ffn(self.feed_forward_macaron), coeff * self.ff_scale
+            )
+        if self.concat_after:
+            y = self.norm_mha(x) if self.normalize_before else x
+            x = x + coeff * self.concat_linear(torch.cat((y, self.summary_mixing(y, mask)), dim=-1))
+            if not self.normalize_before:
+                x = self.norm_mha(x)
+        else:
+            x = self._residual(x, self.norm_mha, lambda y: self.summary_mixing(y, mask), coeff)
+        if self.conv_module is not None:
+            x = self._residual(
+                x, self.norm_conv, lambda y: _masked.conv_module(self.conv_module, y, valid), coeff
+            )
+        x = self._residual(x, self.norm_ff, ffn(self.feed_forward), coeff * self.ff_scale)
+        if self.conv_module is not None:
+            x = self.norm_final(x)
+        return x
+
+
+class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
+    """Conformer encoder whose self-attention is replaced by SummaryMixing (linear in T).
+
+    Registered in ESPnet as ``encoder: summarymixing_conformer``. Every ConformerEncoder key
+    keeps its meaning and default; the ``summary_*`` keys configure the cell. Keys that only
+    configure self-attention are accepted so that a stock config runs unchanged, and a
+    warning names them (they have no effect).
+
+    Args:
+        input_size (int): Input feature dimension (or vocabulary size with ``embed``).
+        output_size (int): Model dimension D (default 256).
+        linear_units (int): Hidden units of the feed-forward modules (default 2048).
+        num_blocks (int): Number of Conformer blocks (default 6).
+        dropout_rate (float): Dropout in every residual branch (default 0.1).
+        positional_dropout_rate (float): Dropout after the positional encoding (default 0.1).
+        input_layer (Optional[str]): ``conv2d`` (default, 4x), ``conv2d1``, ``conv2d2``,
+            ``conv2d6``, ``conv2d8``, ``conv1d1``, ``conv1d2``, ``conv1d3``, ``linear``,
+            ``embed`` or None.
+        normalize_before (bool): Pre-LayerNorm residual blocks (default True).
+        concat_after (bool): Mix as ``x + Linear([x; mix(x)])`` (default False).
+        positionwise_layer_type (str): ``linear`` (default), ``conv1d`` or ``conv1d-linear``.
+        positionwise_conv_kernel_size (int): Kernel of the conv1d feed-forward (default 3).
+        macaron_style (bool): Two half-step feed-forward modules (default False).
+        pos_enc_layer_type (str): ``abs_pos`` (default, sinusoids as in the authors'
+            Conformer release), ``scaled_abs_pos`` or ``none``; ``rel_pos`` and
+            ``legacy_rel_pos`` are mapped to ``abs_pos`` with a warning.
+        activation_type (str): Activation of the feed-forward and convolution modules
+            (default ``swish``).
+        use_cnn_module (bool): Use the convolution module (default True).
+        cnn_module_kernel (int): Odd kernel size of the depthwise convolution (default 31).
+        padding_idx (int): Padding index for ``input_layer="embed"`` (default -1).
+        interctc_layer_idx (Optional[List[int]]): Layers (1-based, < num_blocks) whose
+            outputs feed intermediate CTC (default None).
+        interctc_use_conditioning (bool): Self-conditioned CTC (default False).
+        ctc_trim (bool): Trim confident trailing blanks after intermediate CTC (default False).
+        stochastic_depth_rate (Union[float, List[float]]): Per-block skip probability
+            (default 0.0).
+        layer_drop_rate (float): Probability of dropping each layer in training (default 0.0).
+        max_pos_emb_len (int): Initial length of the positional table (default 5000).
+        gradient_checkpoint_layers (Optional[List[int]]): Layers to recompute in the backward
+            pass, 0 = input layer (default None).
+        summary_mode (str): ``mixing`` (default), ``lite`` or ``fast``.
+        summary_heads (int): Block-diagonal groups of the cell's branches (default 1).
+        summary_hidden_units (Optional[int]): Hidden size of the branches (default D).
+        summary_activation (str): Activation inside the cell (default ``swish``, as in the
+            authors' Conformer recipes).
+        summary_branch_norm (bool): LayerNorm on both branches (default True, the paper).
+        summary_dropout_rate (float): Dropout before the combiner (default 0.0, the paper).
+        attention_heads, attention_dropout_rate, selfattention_layer_type, rel_pos_type,
+        zero_triu, qk_norm, use_flash_attn: Accepted for config compatibility, no effect.
+
+    Example:
+        >>> enc = SummaryMixingConformerEncoder(20, output_size=16, linear_units=32,
+        ...                                     num_blocks=2, cnn_module_kernel=3)
+        >>> out, olens, _ = enc(torch.randn(2, 50, 20), torch.tensor([50, 30]))
+        >>> out.shape, olens.tolist()
+        (torch.Size([2, 11, 16]), [11, 6])
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        linear_units: int = 2048,
+        num_blocks: int = 6,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        input_layer: Optional[str] = "conv2d",
+        normalize_before: bool = True,
+        concat_after: bool = False,
+        positionwise_layer_type: str = "linear",
+        positionwise_conv_kernel_size: int = 3,
+        macaron_style: bool = False,
+        pos_enc_layer_type: str = "abs_pos",
+        activation_type: str = "swish",
+        use_cnn_module: bool = True,
+        cnn_module_kernel: int = 31,
+        padding_idx: int = -1,
+        interctc_layer_idx: Optional[List[int]] = None,
+        interctc_use_conditioning: bool = False,
+        ctc_trim: bool = False,
+        stochastic_depth_rate: Union[float, List[float]] = 0.0,
+        layer_drop_rate: float = 0.0,
+        max_pos_emb_len: int = 5000,
+        gradient_checkpoint_layers: Optional[List[int]] = None,
+        summary_mode: str = "mixing",
+        summary_heads: int = 1,
+        summary_hidden_units: Optional[int] = None,
+        summary_activation: str = "swish",
+        summary_branch_norm: bool = True,
+        summary_dropout_rate: float = 0.0,
+        attention_heads: Optional[int] = None,
+        attention_dropout_rate: Optional[float] = None,
+        selfattention_layer_type: Optional[str] = None,
+        rel_pos_type: Optional[str] = None,
+        zero_triu: Optional[bool] = None,
+        qk_norm: Optional[bool] = None,
+        use_flash_attn: Optional[bool] = None,
+    ):
+        super().__init__()
+        name = "summarymixing_conformer"
+        warn_attention_only(
+            name,
+            attention_heads=attention_heads,
+            attention_dropout_rate=attention_dropout_rate,
+            selfattention_layer_type=selfattention_layer_type,
+            rel_pos_type=rel_pos_type,
+            zero_triu=zero_triu,
+            qk_norm=qk_norm,
+            use_flash_attn=use_flash_attn,
+        )
+        pos_enc_layer_type = resolve_pos_enc(name, pos_enc_layer_type)
+        check_choice("positionwise_layer_type", positionwise_layer_type, POSITIONWISE_LAYERS)
+        check_range("dropout_rate", dropout_rate, 0.0, 1.0)
+        check_range("positional_dropout_rate", positional_dropout_rate, 0.0, 1.0)
+        if output_size <= 0 or linear_units <= 0:
+            raise ValueError(
+                f"output_size={output_size} and linear_units={linear_units} must be positive"
+            )
+        if use_cnn_module and (cnn_module_kernel < 1 or cnn_module_kernel % 2 == 0):
+            raise ValueError(
+                f"cnn_module_kernel={cnn_module_kernel} must be a positive odd number "
+                "(the convolution is centred on each frame)"
+            )
+        if positionwise_layer_type != "linear" and positionwise_conv_kernel_size % 2 == 0:
+            raise ValueError(
+                f"positionwise_conv_kernel_size={positionwise_conv_kernel_size} must be odd "
+                "(an even kernel shifts the output by half a frame)"
+            )
+        stochastic_depth_rate = per_block("stochastic_depth_rate", stochastic_depth_rate, num_blocks)
+        for p in stochastic_depth_rate:
+            check_range("stochastic_depth_rate", p, 0.0, 1.0)
+        make_activation(activation_type, "activation_type")
+        cell_options = dict(
+            hidden_units=summary_hidden_units,
+            heads=summary_heads,
+            mode=summary_mode,
+            activation=summary_activation,
+            branch_norm=summary_branch_norm,
+            dropout_rate=summary_dropout_rate,
+        )
+        build_cell(output_size, **cell_options)  # validates before anything large is built
+
+        self.embed = build_input_layer(
+            input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
+            positional_dropout_rate, max_pos_emb_len, padding_idx,
+        )
+
+        def positionwise():
+            if positionwise_layer_type == "linear":
+                return PositionwiseFeedForward(
+                    output_size, linear_units, dropout_rate, make_activation(activation_type)
+                )
+            conv_class = MultiLayeredConv1d if positionwise_layer_type == "conv1d" else Conv1dLinear
+            return conv_class(output_size, linear_units, positionwise_conv_kernel_size, dropout_rate)
+
+        self.encoders = torch.nn.ModuleList(
+            _ConformerLayer(
+                output_size,
+                build_cell(output_size, **cell_options),
+                positionwise(),
+                positionwise() if macaron_style else None,
+                ConvolutionModule(output_size, cnn_module_kernel, make_activation(activation_type))
+                if use_cnn_module
+                else None,
+                dropout_rate,
+                normalize_before,
+                concat_after,
+                stochastic_depth_rate[i],
+            )
+            for i in range(num_blocks)
+        )
+        self.normalize_before = normalize_before
+        self.after_norm = LayerNorm(output_size) if normalize_before else None
+        self._setup_common(
+            output_size,
+            num_blocks,
+            interctc_layer_idx,
+            interctc_use_conditioning,
+            layer_drop_rate,
+            gradient_checkpoint_layers,
+            normalize_interctc=normalize_before,
+            ctc_trim=ctc_trim,
+        )

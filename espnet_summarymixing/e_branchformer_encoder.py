@@ -1,0 +1,239 @@
+"""SummaryMixing E-Branchformer encoder: SummaryMixing as the global branch of E-Branchformer.
+
+Block: [FFN/2] -> x + Merge(SummaryMixing(LN(x)), cgMLP(LN(x))) -> [FFN/2] -> LayerNorm, where
+Merge = Linear(concat + depthwise-conv(concat)) as in ESPnet's E-Branchformer. Shapes: (B, T, D).
+"""
+
+from typing import List, Optional
+
+import torch
+from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
+from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import (
+    PositionwiseFeedForward,
+)
+from espnet2.asr.layers.cgmlp import ConvolutionalGatingMLP
+from typeguard import typechecked
+
+from espnet_summarymixing import _masked
+from espnet_summarymixing._encoder_base import (
+    SummaryMixingEncoderBase,
+    build_cell,
+    build_input_layer,
+    check_choice,
+    check_range,
+    resolve_pos_enc,
+    warn_attention_only,
+)
+from espnet_summarymixing.branchformer_encoder import check_cgmlp_options
+from espnet_summarymixing.summary_mixing import SummaryMixing, make_activation
+
+__all__ = ["SummaryMixingEBranchformerEncoder"]
+
+
+class _EBranchformerLayer(torch.nn.Module):
+    """One E-Branchformer block with SummaryMixing; ESPnet's parameter names."""
+
+    def __init__(
+        self,
+        size: int,
+        summary_mixing: SummaryMixing,
+        cgmlp: ConvolutionalGatingMLP,
+        feed_forward: Optional[torch.nn.Module],
+        feed_forward_macaron: Optional[torch.nn.Module],
+        dropout_rate: float,
+        merge_conv_kernel: int,
+    ):
+        super().__init__()
+        self.size = size
+        self.summary_mixing = summary_mixing
+        self.cgmlp = cgmlp
+        self.feed_forward = feed_forward
+        self.feed_forward_macaron = feed_forward_macaron
+        self.ff_scale = 0.5 if feed_forward_macaron is not None else 1.0
+        if feed_forward is not None:
+            self.norm_ff = LayerNorm(size)
+        if feed_forward_macaron is not None:
+            self.norm_ff_macaron = LayerNorm(size)
+        self.norm_mha = LayerNorm(size)
+        self.norm_mlp = LayerNorm(size)
+        self.norm_final = LayerNorm(size)
+        self.dropout = torch.nn.Dropout(dropout_rate)
+        self.depthwise_conv_fusion = torch.nn.Conv1d(
+            2 * size, 2 * size, merge_conv_kernel, padding=(merge_conv_kernel - 1) // 2,
+            groups=2 * size,
+        )
+        self.merge_proj = torch.nn.Linear(2 * size, size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D)."""
+        valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
+        if self.feed_forward_macaron is not None:
+            y = self.feed_forward_macaron(self.norm_ff_macaron(x))
+            x = x + self.ff_scale * self.dropout(y)
+        x1 = self.dropout(self.summary_mixing(self.norm_mha(x), mask))  # (B, T, D)
+        x2 = self.dropout(_masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid))  # (B, T, D)
+        x_concat = torch.cat([x1, x2], dim=-1)  # (B, T, 2D)
+        fused = _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid)  # (B, T, 2D)
+        x = x + self.dropout(self.merge_proj(x_concat + fused))
+        if self.feed_forward is not None:
+            x = x + self.ff_scale * self.dropout(self.feed_forward(self.norm_ff(x)))
+        return self.norm_final(x)
+
+
+class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
+    """E-Branchformer encoder whose global (attention) branch is SummaryMixing.
+
+    Registered in ESPnet as ``encoder: summarymixing_e_branchformer``. Every
+    EBranchformerEncoder key keeps its meaning and default except ``pos_enc_layer_type``
+    (default ``none``, as the SummaryMixing Branchformer). Self-attention-only keys are
+    accepted for config compatibility with a warning.
+
+    Args:
+        input_size (int): Input feature dimension (or vocabulary size with ``embed``).
+        output_size (int): Model dimension D (default 256).
+        pos_enc_layer_type (str): ``none`` (default), ``abs_pos`` or ``scaled_abs_pos``;
+            relative encodings map to ``abs_pos`` with a warning.
+        cgmlp_linear_units (int): Even hidden size of the cgMLP (default 2048).
+        cgmlp_conv_kernel (int): Odd kernel of the cgMLP's depthwise conv (default 31).
+        use_linear_after_conv (bool): Linear after the cgMLP conv (default False).
+        gate_activation (str): Gate activation of the cgMLP (default ``identity``).
+        num_blocks (int): Number of blocks (default 12).
+        dropout_rate (float): Dropout (default 0.1).
+        positional_dropout_rate (float): Dropout after the positional encoding (default 0.1).
+        input_layer (Optional[str]): As in the Conformer (default ``conv2d``).
+        padding_idx (int): Padding index for ``input_layer="embed"`` (default -1).
+        layer_drop_rate (float): Probability of dropping each layer in training (0.0).
+        max_pos_emb_len (int): Initial length of the positional table (5000).
+        use_ffn (bool): Feed-forward module after the merge (default False).
+        macaron_ffn (bool): Also one before the branches, both half-step (default False).
+        ffn_activation_type (str): Feed-forward activation (default ``swish``).
+        linear_units (int): Feed-forward hidden units (default 2048).
+        positionwise_layer_type (str): ``linear`` (the only kind, default).
+        merge_conv_kernel (int): Odd kernel of the merge depthwise conv (default 3).
+        interctc_layer_idx (Optional[List[int]]): Intermediate CTC layers (default None).
+        interctc_use_conditioning (bool): Self-conditioned CTC (default False).
+        gradient_checkpoint_layers (Optional[List[int]]): Layers recomputed in backward,
+            0 = input layer (default None).
+        summary_mode, summary_heads, summary_hidden_units, summary_activation,
+        summary_branch_norm, summary_dropout_rate: The cell, as in the Branchformer
+            (defaults ``mixing``, 1, D, ``gelu``, True, 0.0).
+        attention_heads, attention_layer_type, rel_pos_type, attention_dropout_rate,
+        zero_triu, qk_norm, use_flash_attn: Accepted for config compatibility, no effect.
+
+    Example:
+        >>> enc = SummaryMixingEBranchformerEncoder(20, output_size=16, cgmlp_linear_units=32,
+        ...                                         num_blocks=2, cgmlp_conv_kernel=3)
+        >>> out, olens, _ = enc(torch.randn(2, 50, 20), torch.tensor([50, 30]))
+        >>> out.shape, olens.tolist()
+        (torch.Size([2, 11, 16]), [11, 6])
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        pos_enc_layer_type: str = "none",
+        cgmlp_linear_units: int = 2048,
+        cgmlp_conv_kernel: int = 31,
+        use_linear_after_conv: bool = False,
+        gate_activation: str = "identity",
+        num_blocks: int = 12,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        input_layer: Optional[str] = "conv2d",
+        padding_idx: int = -1,
+        layer_drop_rate: float = 0.0,
+        max_pos_emb_len: int = 5000,
+        use_ffn: bool = False,
+        macaron_ffn: bool = False,
+        ffn_activation_type: str = "swish",
+        linear_units: int = 2048,
+        positionwise_layer_type: str = "linear",
+        merge_conv_kernel: int = 3,
+        interctc_layer_idx: Optional[List[int]] = None,
+        interctc_use_conditioning: bool = False,
+        gradient_checkpoint_layers: Optional[List[int]] = None,
+        summary_mode: str = "mixing",
+        summary_heads: int = 1,
+        summary_hidden_units: Optional[int] = None,
+        summary_activation: str = "gelu",
+        summary_branch_norm: bool = True,
+        summary_dropout_rate: float = 0.0,
+        attention_heads: Optional[int] = None,
+        attention_layer_type: Optional[str] = None,
+        rel_pos_type: Optional[str] = None,
+        attention_dropout_rate: Optional[float] = None,
+        zero_triu: Optional[bool] = None,
+        qk_norm: Optional[bool] = None,
+        use_flash_attn: Optional[bool] = None,
+    ):
+        super().__init__()
+        name = "summarymixing_e_branchformer"
+        warn_attention_only(
+            name,
+            attention_heads=attention_heads,
+            attention_layer_type=attention_layer_type,
+            rel_pos_type=rel_pos_type,
+            attention_dropout_rate=attention_dropout_rate,
+            zero_triu=zero_triu,
+            qk_norm=qk_norm,
+            use_flash_attn=use_flash_attn,
+        )
+        pos_enc_layer_type = resolve_pos_enc(name, pos_enc_layer_type)
+        check_cgmlp_options(cgmlp_linear_units, cgmlp_conv_kernel, gate_activation)
+        check_choice("positionwise_layer_type", positionwise_layer_type, ["linear"])
+        check_range("dropout_rate", dropout_rate, 0.0, 1.0)
+        check_range("positional_dropout_rate", positional_dropout_rate, 0.0, 1.0)
+        if merge_conv_kernel < 1 or merge_conv_kernel % 2 == 0:
+            raise ValueError(f"merge_conv_kernel={merge_conv_kernel} must be a positive odd number")
+        if macaron_ffn and not use_ffn:
+            raise ValueError("macaron_ffn=True needs use_ffn=True (the macaron pair is two FFNs)")
+        if use_ffn and linear_units <= 0:
+            raise ValueError(f"linear_units={linear_units} must be positive")
+        make_activation(ffn_activation_type, "ffn_activation_type")
+        cell_options = dict(
+            hidden_units=summary_hidden_units,
+            heads=summary_heads,
+            mode=summary_mode,
+            activation=summary_activation,
+            branch_norm=summary_branch_norm,
+            dropout_rate=summary_dropout_rate,
+        )
+        build_cell(output_size, **cell_options)
+
+        self.embed = build_input_layer(
+            input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
+            positional_dropout_rate, max_pos_emb_len, padding_idx,
+        )
+
+        def ffn():
+            return PositionwiseFeedForward(
+                output_size, linear_units, dropout_rate, make_activation(ffn_activation_type)
+            )
+
+        self.encoders = torch.nn.ModuleList(
+            _EBranchformerLayer(
+                output_size,
+                build_cell(output_size, **cell_options),
+                ConvolutionalGatingMLP(
+                    output_size, cgmlp_linear_units, cgmlp_conv_kernel, dropout_rate,
+                    use_linear_after_conv, gate_activation,
+                ),
+                ffn() if use_ffn else None,
+                ffn() if use_ffn and macaron_ffn else None,
+                dropout_rate,
+                merge_conv_kernel,
+            )
+            for _ in range(num_blocks)
+        )
+        self.after_norm = LayerNorm(output_size)
+        self._setup_common(
+            output_size,
+            num_blocks,
+            interctc_layer_idx,
+            interctc_use_conditioning,
+            layer_drop_rate,
+            gradient_checkpoint_layers,
+            normalize_interctc=False,
+        )
