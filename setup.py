@@ -24,4 +24,35 @@ class BuildPyWithPth(build_py):
         return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH)]
 
 
-setup(cmdclass={"build_py": BuildPyWithPth})
+cmdclass = {"build_py": BuildPyWithPth}
+
+try:  # editable installs (pip install -e .) build their wheel through another command
+    from setuptools.command.editable_wheel import editable_wheel
+except ImportError:  # setuptools < 64: no PEP 660 editable wheels
+    editable_wheel = None
+
+if editable_wheel is not None:
+
+    class _StrategyWithPth:
+        def __init__(self, strategy):
+            self._strategy = strategy
+
+        def __enter__(self):
+            self._strategy.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._strategy.__exit__(*exc)
+
+        def __call__(self, wheel, files, mapping):
+            self._strategy(wheel, files, mapping)
+            with open(PTH, "rb") as f:
+                wheel.writestr(PTH, f.read())
+
+    class EditableWheelWithPth(editable_wheel):
+        def _select_strategy(self, *args, **kwargs):
+            return _StrategyWithPth(super()._select_strategy(*args, **kwargs))
+
+    cmdclass["editable_wheel"] = EditableWheelWithPth
+
+setup(cmdclass=cmdclass)

@@ -1,0 +1,218 @@
+"""The SummaryMixing cell against its definition (shared/docs/SUMMARYMIXING.md)."""
+
+import pytest
+import torch
+
+from espnet_summarymixing.summary_mixing import MODES, SummaryMixing, _GroupedLinear
+
+torch.set_num_threads(1)
+
+
+def _mask(lengths, t):
+    return (torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)  # (B, 1, T)
+
+
+def _reference(cell, x, mask, chunk_size=0):
+    """The cell written out frame by frame: mean of s over the visible valid frames,
+    the summary repeated over time and concatenated to f, then the full combiner."""
+    cell = cell.eval()
+    b, t, _ = x.shape
+    valid = mask.squeeze(1).float()
+    outs = torch.zeros(b, t, cell.size)
+    for i in range(b):
+        if cell.mode == "fast":
+            fs = cell.fused_proj(x[i]).view(t, cell.heads, 2, -1)
+            f, s = fs[:, :, 0].reshape(t, -1), fs[:, :, 1].reshape(t, -1)
+        else:
+            s = cell.summary_proj(x[i])
+            f = cell.local_proj(x[i]) if cell.mode == "mixing" else None
+        for j in range(t):
+            end = t if chunk_size == 0 else min(t, (j // chunk_size + 1) * chunk_size)
+            w = valid[i, :end]
+            summ = (w[:, None] * s[:end]).sum(0) / max(1.0, float(w.sum()))
+            if cell.summary_norm is not None:
+                summ = cell.summary_norm(summ)
+            if cell.mode == "lite":
+                y = summ
+            else:
+                fj = cell.local_norm(f[j]) if cell.local_norm is not None else f[j]
+                y = cell.combiner_activation(cell.combiner(torch.cat([fj, summ])))
+            outs[i, j] = y * valid[i, j]
+    return outs
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("branch_norm", [True, False])
+def test_matches_frame_by_frame_definition(mode, heads, branch_norm):
+    torch.manual_seed(0)
+    cell = SummaryMixing(8, hidden_units=12, heads=heads, mode=mode, branch_norm=branch_norm).eval()
+    x = torch.randn(3, 7, 8)
+    mask = _mask([7, 4, 1], 7)
+    torch.testing.assert_close(cell(x, mask), _reference(cell, x, mask), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("chunk_size", [1, 3, 5, 100])
+def test_chunk_causal_matches_definition(mode, chunk_size):
+    torch.manual_seed(1)
+    cell = SummaryMixing(8, heads=2, mode=mode).eval()
+    x = torch.randn(2, 11, 8)
+    mask = _mask([11, 6], 11)
+    got = cell(x, mask, chunk_size=chunk_size)
+    torch.testing.assert_close(got, _reference(cell, x, mask, chunk_size), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chunk_causal_sees_no_future(mode):
+    torch.manual_seed(2)
+    cell = SummaryMixing(8, mode=mode).eval()
+    x = torch.randn(1, 12, 8)
+    y = cell(x, chunk_size=4)
+    x2 = x.clone()
+    x2[:, 8:] += 10.0  # change the third chunk only
+    y2 = cell(x2, chunk_size=4)
+    torch.testing.assert_close(y2[:, :8], y[:, :8])
+    assert not torch.allclose(y2[:, 8:], y[:, 8:])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_streaming_equals_chunked_forward(mode):
+    torch.manual_seed(3)
+    cell = SummaryMixing(8, heads=2, mode=mode).eval()
+    c, n = 3, 40
+    x = torch.randn(2, c * n, 8)
+    mask = _mask([c * n, c * n - 7], c * n)
+    full = cell(x, mask, chunk_size=c)
+    state, outs = None, []
+    for k in range(n):
+        y, state = cell.forward_streaming(x[:, k * c:(k + 1) * c], mask[:, :, k * c:(k + 1) * c], state)
+        outs.append(y)
+        assert state[0].shape == (2, 8) and state[1].shape == (2, 1)  # constant size
+    torch.testing.assert_close(torch.cat(outs, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_invariance_and_padding_values(mode):
+    torch.manual_seed(4)
+    cell = SummaryMixing(16, heads=4, mode=mode, activation="swish").eval()
+    lengths = [9, 5, 2]
+    x = torch.randn(3, 9, 16)
+    mask = _mask(lengths, 9)
+    y = cell(x, mask)
+    for i, n in enumerate(lengths):
+        alone = cell(x[i:i + 1, :n], None)
+        torch.testing.assert_close(y[i:i + 1, :n], alone, atol=1e-5, rtol=1e-5)
+        assert torch.all(y[i, n:] == 0)
+    x_garbage = x.clone()
+    x_garbage[~mask.squeeze(1)] = 1e4
+    torch.testing.assert_close(cell(x_garbage, mask), y)
+
+
+def test_padded_frames_get_no_gradient_and_every_parameter_learns():
+    torch.manual_seed(5)
+    for mode in MODES:
+        cell = SummaryMixing(8, mode=mode, dropout_rate=0.1).train()
+        x = torch.randn(2, 6, 8, requires_grad=True)
+        mask = _mask([6, 3], 6)
+        cell(x, mask).pow(2).sum().backward()
+        assert torch.all(x.grad[1, 3:] == 0), mode
+        assert torch.all(torch.isfinite(x.grad))
+        for name, p in cell.named_parameters():
+            assert p.grad is not None and torch.any(p.grad != 0), (mode, name)
+
+
+def test_mask_accepts_two_dims_and_none_means_all_valid():
+    cell = SummaryMixing(8).eval()
+    x = torch.randn(2, 5, 8)
+    full = _mask([5, 5], 5)
+    torch.testing.assert_close(cell(x, full.squeeze(1)), cell(x, full))
+    torch.testing.assert_close(cell(x, None), cell(x, full))
+
+
+def test_linear_in_time_a_long_sequence_fits():
+    # A T x T score matrix for 200k frames would need 160 GB; the cell needs a few MB.
+    cell = SummaryMixing(4, hidden_units=4).eval()
+    with torch.no_grad():
+        y = cell(torch.randn(1, 200_000, 4))
+        yc = cell(torch.randn(1, 200_000, 4), chunk_size=16)
+    assert y.shape == yc.shape == (1, 200_000, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("mode", MODES)
+def test_finite_under_autocast(dtype, mode):
+    torch.manual_seed(6)
+    cell = SummaryMixing(16, mode=mode)
+    x = 50 * torch.randn(2, 3000, 16)  # large values over many frames
+    mask = _mask([3000, 1000], 3000)
+    with torch.autocast("cpu", dtype=dtype):
+        y = cell(x, mask)
+        yc = cell(x, mask, chunk_size=64)
+    assert torch.isfinite(y).all() and torch.isfinite(yc).all()
+    assert torch.all(y[1, 1000:] == 0)
+
+
+def test_grouped_linear_is_block_diagonal():
+    torch.manual_seed(7)
+    layer = _GroupedLinear(8, 12, groups=4)
+    dense = torch.zeros(12, 8)
+    for g in range(4):
+        dense[g * 3:(g + 1) * 3, g * 2:(g + 1) * 2] = layer.weight[g * 3:(g + 1) * 3]
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(layer(x), x @ dense.T + layer.bias)
+    assert layer.weight.numel() == 12 * 8 // 4
+
+
+def test_heads_divide_the_branch_parameters():
+    def count(cell):
+        return sum(p.numel() for n, p in cell.named_parameters() if "proj" in n)
+
+    one, four = SummaryMixing(64, heads=1), SummaryMixing(64, heads=4)
+    assert count(four) < count(one) / 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(mode="quadratic"), "mode='quadratic'"),
+        (dict(heads=3), "heads=3 must divide size=8"),
+        (dict(heads=2, hidden_units=5), "heads=2 must divide hidden_units=5"),
+        (dict(heads=0), "heads=0"),
+        (dict(hidden_units=0), "hidden_units=0"),
+        (dict(activation="sigmoid"), "activation='sigmoid'"),
+        (dict(dropout_rate=1.0), "dropout_rate=1.0"),
+        (dict(dropout_rate=-0.1), "dropout_rate=-0.1"),
+    ],
+)
+def test_invalid_configuration(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        SummaryMixing(8, **kwargs)
+
+
+def test_invalid_inputs():
+    cell = SummaryMixing(8)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T, 8\)"):
+        cell(torch.randn(2, 5, 7))
+    with pytest.raises(ValueError, match="mask shape"):
+        cell(torch.randn(2, 5, 8), torch.ones(2, 1, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask must be \(B, 1, T\)"):
+        cell(torch.randn(2, 5, 8), torch.ones(2, 2, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="chunk_size=-1"):
+        cell(torch.randn(2, 5, 8), chunk_size=-1)
+
+
+def test_every_argument_reaches_the_cell():
+    cell = SummaryMixing(8, hidden_units=6, heads=2, mode="mixing", activation="relu",
+                         branch_norm=False, dropout_rate=0.25)
+    assert cell.local_proj[0].out_features == 6 and cell.summary_proj[2].out_features == 6
+    assert cell.local_proj[0].groups == 2
+    assert isinstance(cell.local_proj[1], torch.nn.ReLU)
+    assert isinstance(cell.combiner_activation, torch.nn.ReLU)
+    assert cell.local_norm is None and cell.summary_norm is None
+    assert cell.dropout.p == 0.25
+    assert cell.combiner.in_features == 12 and cell.combiner.out_features == 8
+    lite = SummaryMixing(8, mode="lite")
+    assert not hasattr(lite, "local_proj") and not hasattr(lite, "combiner")
+    fast = SummaryMixing(8, mode="fast")
+    assert fast.fused_proj[0].out_features == 16 and not hasattr(fast, "summary_proj")
