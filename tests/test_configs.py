@@ -1,0 +1,67 @@
+"""Every YAML under conf/ dry-runs through ESPnet, and the parity pair really is equal in size."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+CONFIGS = sorted({p.resolve() for p in (ROOT / "conf").rglob("*.yaml")})
+
+
+@pytest.fixture(scope="module")
+def token_list(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tokens") / "tokens.txt"
+    path.write_text("\n".join(["<blank>", "<unk>", *"ABCDEFG", "<space>", "<sos/eos>"]) + "\n")
+    return path
+
+
+def test_the_default_config_links_to_the_summarymixing_conformer():
+    default = ROOT / "conf" / "train_asr_summarymixing.yaml"
+    assert default.is_symlink()
+    assert yaml.safe_load(default.read_text())["encoder"] == "summarymixing_conformer"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_dry_runs(config, token_list, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet2.bin.asr_train", "--dry_run", "true", "--config", str(config),
+         "--token_list", str(token_list), "--output_dir", str(tmp_path / "exp"),
+         "--use_tensorboard", "false", "--ngpu", "0"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())
+    source = yaml.safe_load(config.read_text())
+    assert saved["encoder"] == source["encoder"]
+    assert saved["encoder_conf"] == source["encoder_conf"]  # only the keys the user set
+    assert "no effect" not in proc.stderr  # our configs carry no attention-only keys
+
+
+def _encoder_parameters(config):
+    import espnet2.tasks.asr as asr
+
+    conf = yaml.safe_load(config.read_text())
+    encoder = asr.encoder_choices.get_class(conf["encoder"])(input_size=80, **conf["encoder_conf"])
+    return sum(p.numel() for p in encoder.parameters())
+
+
+def test_parameter_parity_with_espnet_conformer():
+    tuning = ROOT / "conf" / "tuning"
+    ours = _encoder_parameters(tuning / "train_asr_summarymixing_conformer_e12_size256_mlp1024.yaml")
+    espnet = _encoder_parameters(tuning / "train_asr_conformer_e12_size256_mlp1024_heads4.yaml")
+    assert espnet == pytest.approx(20.9e6, rel=0.01)  # ESPnet's 12 x 256 Conformer on 80 mels
+    assert abs(ours / espnet - 1) <= 0.05, (ours, espnet)
+
+
+def test_configs_differ_from_the_baseline_only_in_the_encoder():
+    tuning = ROOT / "conf" / "tuning"
+    ours = yaml.safe_load((tuning / "train_asr_summarymixing_conformer_e12_size256_mlp1024.yaml").read_text())
+    base = yaml.safe_load((tuning / "train_asr_conformer_e12_size256_mlp1024_heads4.yaml").read_text())
+    strip = lambda c: {k: v for k, v in c.items() if k not in ("encoder", "encoder_conf")}  # noqa: E731
+    assert strip(ours) == strip(base)
+    shared = set(ours["encoder_conf"]) & set(base["encoder_conf"])
+    assert all(ours["encoder_conf"][k] == base["encoder_conf"][k] for k in shared - {"pos_enc_layer_type"})
