@@ -36,7 +36,7 @@ class _EBranchformerLayer(torch.nn.Module):
     def __init__(
         self,
         size: int,
-        summary_mixing: SummaryMixing,
+        summary_mixing: Optional[SummaryMixing],
         cgmlp: ConvolutionalGatingMLP,
         feed_forward: Optional[torch.nn.Module],
         feed_forward_macaron: Optional[torch.nn.Module],
@@ -70,8 +70,11 @@ class _EBranchformerLayer(torch.nn.Module):
         if self.feed_forward_macaron is not None:
             y = self.feed_forward_macaron(self.norm_ff_macaron(x))
             x = x + self.ff_scale * self.dropout(y)
-        x1 = self.dropout(self.summary_mixing(self.norm_mha(x), mask))  # (B, T, D)
         x2 = self.dropout(_masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid))  # (B, T, D)
+        if self.summary_mixing is None:  # the benchmark's lower bound: no global branch
+            x1 = torch.zeros_like(x2)
+        else:
+            x1 = self.dropout(self.summary_mixing(self.norm_mha(x), mask))  # (B, T, D)
         x_concat = torch.cat([x1, x2], dim=-1)  # (B, T, 2D)
         fused = _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid)  # (B, T, 2D)
         x = x + self.dropout(self.merge_proj(x_concat + fused))

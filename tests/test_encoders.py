@@ -427,3 +427,15 @@ def test_padding_mask_argument_matches_ilens():
     x, ilens = batch([40, 23])
     pad = torch.arange(40)[None, :] >= ilens[:, None]
     torch.testing.assert_close(enc(x, ilens, masks=pad)[0], enc(x, ilens)[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", ENCODERS)
+def test_encoders_finite_under_autocast(name, dtype):
+    enc = tiny(name).train()
+    x, ilens = batch([400, 250])
+    with torch.autocast("cpu", dtype=dtype):
+        out, olens, _ = enc(30 * x, ilens)
+    assert torch.isfinite(out).all()
+    out.float().pow(2).mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)

@@ -1,0 +1,427 @@
+"""Speed, memory and real-time factor against utterance length, SummaryMixing vs self-attention.
+
+    python -m espnet_summarymixing.benchmark                       # full run, CPU or CUDA
+    python -m espnet_summarymixing.benchmark --quick --out bench   # seconds, for tests
+
+Every (encoder, length) pair runs in its own fresh process, so that the peak memory of one
+cannot hide in another's: on CUDA the allocator's peak, on CPU the process's peak resident set
+(``ru_maxrss``) minus the resident set once the model and the input are built ("above the idle
+process"). Each process reports the median time of a training step (forward + backward on the
+encoder output), and the inference real-time factor (no-grad forward time / audio seconds).
+Ratios are taken against the self-attention baseline of the same family, same run, same machine.
+A pair that runs out of memory (or past ``--timeout``) is reported as such, not as a crash.
+
+Families (equal configuration inside each): ``conformer`` (ESPnet's rel-pos Conformer, ours,
+and ours without its mixing block = the lower bound), ``branchformer`` (ESPnet's with
+self-attention and with ``fast_selfattn``, ours, cgMLP only) and ``e_branchformer``.
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+__all__ = ["main", "SYSTEMS", "FIELDS"]
+
+FRAMES_PER_SECOND = 100  # 10 ms feature shift
+FEATURES = 80
+
+# system name -> (family, role, encoder name as in an ESPnet config, unused)
+SYSTEMS: Dict[str, tuple] = {
+    "conformer_selfattn": ("conformer", "baseline", "conformer", {}),
+    "conformer_summarymixing": ("conformer", "ours", "summarymixing_conformer", {}),
+    "conformer_no_mixing": ("conformer", "lower_bound", "summarymixing_conformer", {}),
+    "branchformer_selfattn": ("branchformer", "baseline", "branchformer", {}),
+    "branchformer_fastformer": ("branchformer", "alternative", "branchformer", {}),
+    "branchformer_summarymixing": ("branchformer", "ours", "summarymixing_branchformer", {}),
+    "branchformer_no_mixing": ("branchformer", "lower_bound", "summarymixing_branchformer", {}),
+    "e_branchformer_selfattn": ("e_branchformer", "baseline", "e_branchformer", {}),
+    "e_branchformer_summarymixing": ("e_branchformer", "ours", "summarymixing_e_branchformer", {}),
+    "e_branchformer_no_mixing": ("e_branchformer", "lower_bound", "summarymixing_e_branchformer", {}),
+}
+FIELDS = [
+    "device", "family", "system", "role", "seconds", "frames", "batch_size", "params", "status",
+    "train_step_s", "train_ratio", "peak_memory_mb", "memory_ratio", "rtf", "rtf_ratio",
+    "train_ms_per_frame",
+]
+
+
+def _encoder_conf(family: str, size: int, blocks: int, units: int, kernel: int, heads: int) -> dict:
+    if family == "conformer":
+        return dict(output_size=size, linear_units=units, num_blocks=blocks, macaron_style=True,
+                    cnn_module_kernel=kernel)
+    if family == "branchformer":
+        return dict(output_size=size, cgmlp_linear_units=units, num_blocks=blocks,
+                    cgmlp_conv_kernel=kernel)
+    return dict(output_size=size, cgmlp_linear_units=units, num_blocks=blocks, cgmlp_conv_kernel=kernel,
+                use_ffn=True, macaron_ffn=True, linear_units=units)
+
+
+def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, heads: int):
+    """The encoder of one benchmark system, built the way an ESPnet config would build it."""
+    # The encoder modules directly: importing espnet2.tasks.asr would cost 5 s per worker.
+    from espnet2.asr.encoder.branchformer_encoder import BranchformerEncoder
+    from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+    from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
+
+    from espnet_summarymixing.branchformer_encoder import SummaryMixingBranchformerEncoder
+    from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
+    from espnet_summarymixing.e_branchformer_encoder import SummaryMixingEBranchformerEncoder
+
+    classes = {
+        "conformer": ConformerEncoder,
+        "branchformer": BranchformerEncoder,
+        "e_branchformer": EBranchformerEncoder,
+        "summarymixing_conformer": SummaryMixingConformerEncoder,
+        "summarymixing_branchformer": SummaryMixingBranchformerEncoder,
+        "summarymixing_e_branchformer": SummaryMixingEBranchformerEncoder,
+    }
+    family, role, name, _ = SYSTEMS[system]
+    conf = _encoder_conf(family, size, blocks, units, kernel, heads)
+    if name.startswith("summarymixing"):
+        if system == "branchformer_no_mixing":
+            conf["use_attn"] = False
+    else:
+        conf.update(attention_heads=heads, use_flash_attn=False)
+        if system == "branchformer_fastformer":
+            conf.update(attention_layer_type="fast_selfattn", pos_enc_layer_type="abs_pos")
+        else:
+            conf.update(rel_pos_type="latest", pos_enc_layer_type="rel_pos")
+            key = "selfattention_layer_type" if family == "conformer" else "attention_layer_type"
+            conf[key] = "rel_selfattn"
+    encoder = classes[name](input_size=FEATURES, **conf)
+    if role == "lower_bound" and family != "branchformer":
+        for layer in encoder.encoders:
+            layer.summary_mixing = None  # the block is skipped entirely
+    return encoder
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or "out of memory" in str(err).lower() or (
+        "DefaultCPUAllocator" in str(err)
+    )
+
+
+def run_worker(spec: dict) -> dict:
+    """Measure one (system, length) pair in this process; return the figures."""
+    import torch
+
+    torch.manual_seed(0)
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    try:
+        torch.set_flush_denormal(True)  # CPU backward slows down on denormals otherwise
+    except Exception:
+        pass
+    device = torch.device(spec["device"])
+    cuda = device.type == "cuda"
+    model = build_encoder(spec["system"], spec["size"], spec["blocks"], spec["units"], spec["kernel"],
+                          spec["heads"]).to(device)
+    frames = int(round(spec["seconds"] * FRAMES_PER_SECOND))
+    b = spec["batch_size"]
+    x = torch.randn(b, frames, FEATURES, device=device)
+    ilens = torch.full((b,), frames, dtype=torch.long, device=device)
+    result = {"params": sum(p.numel() for p in model.parameters()), "frames": frames}
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    def train_step():
+        out = model(x, ilens)[0]
+        if isinstance(out, tuple):
+            out = out[0]
+        out.float().pow(2).mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    def timed(fn, warmup, repeats):
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    try:
+        model.train()
+        if cuda:
+            torch.cuda.synchronize(device)
+            idle = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            idle = _rss_bytes()
+        result["train_step_s"] = timed(train_step, spec["warmup"], spec["repeats"])
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(device) - idle
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - idle
+        result["peak_memory_mb"] = max(peak, 0) / 2**20
+        model.eval()
+        with torch.inference_mode():
+            infer = timed(lambda: model(x, ilens), spec["warmup"], spec["repeats"])
+        result["rtf"] = infer / (b * spec["seconds"])
+        result["status"] = "ok"
+    except Exception as err:  # out of memory is a result, anything else is a bug
+        if not _is_oom(err):
+            raise
+        result["status"] = "out_of_memory"
+    return result
+
+
+def _spawn(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "espnet_summarymixing.benchmark", "--worker", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout"}
+    if proc.returncode in (-9, 137):  # killed by the kernel's out-of-memory killer
+        return {"status": "out_of_memory"}
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed for {spec['system']} at {spec['seconds']} s:\n"
+                           f"{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ratio(value, base) -> Optional[float]:
+    if value in (None, "") or base in (None, "", 0):
+        return None
+    return value / base
+
+
+def add_ratios(rows: List[dict]) -> None:
+    """Fill the ratio columns against the family's baseline at the same length."""
+    base = {(r["family"], r["seconds"]): r for r in rows if r["role"] == "baseline" and r["status"] == "ok"}
+    for r in rows:
+        b = base.get((r["family"], r["seconds"]), {})
+        r["train_ratio"] = _ratio(r.get("train_step_s"), b.get("train_step_s"))
+        r["memory_ratio"] = _ratio(r.get("peak_memory_mb"), b.get("peak_memory_mb"))
+        r["rtf_ratio"] = _ratio(r.get("rtf"), b.get("rtf"))
+        if r.get("train_step_s"):
+            r["train_ms_per_frame"] = 1000 * r["train_step_s"] / (r["frames"] * r["batch_size"])
+
+
+def _fmt(value, spec="{:.3f}") -> str:
+    return "-" if value in (None, "") else spec.format(value)
+
+
+def format_table(rows: List[dict]) -> str:
+    """Markdown table of every measurement, with ratios against the baseline."""
+    lines = ["| family | system | length (s) | params (M) | train step (s) | ×base | peak mem (MB) | ×base "
+             "| RTF | ×base | status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['family']} | {r['system']} | {r['seconds']:g} "
+            f"| {_fmt(r['params'] / 1e6 if r.get('params') else None, '{:.2f}')} "
+            f"| {_fmt(r.get('train_step_s'))} | {_fmt(r.get('train_ratio'), '{:.2f}')} "
+            f"| {_fmt(r.get('peak_memory_mb'), '{:.0f}')} | {_fmt(r.get('memory_ratio'), '{:.2f}')} "
+            f"| {_fmt(r.get('rtf'), '{:.4f}')} | {_fmt(r.get('rtf_ratio'), '{:.2f}')} | {r['status']} |"
+        )
+    return "\n".join(lines)
+
+
+def target_report(rows: List[dict]) -> List[str]:
+    """The targets of the SummaryMixing Conformer (issue 4) that this run's lengths allow."""
+    get = {(r["system"], r["seconds"]): r for r in rows if r["status"] == "ok"}
+    out = []
+
+    def check(label, value, limit):
+        if value is not None:
+            out.append(f"{label}: {value:.2f} (target <= {limit}) {'met' if value <= limit else 'MISSED'}")
+
+    ours = "conformer_summarymixing"
+    for seconds, limit in ((20, 0.75), (60, 0.3)):
+        check(f"train step vs self-attention at {seconds} s", get.get((ours, seconds), {}).get("train_ratio"), limit)
+    for seconds, limit in ((60, 0.6), (120, 0.35)):
+        check(f"peak memory vs self-attention at {seconds} s", get.get((ours, seconds), {}).get("memory_ratio"), limit)
+    short, long_ = get.get((ours, 5)), get.get((ours, 120))
+    if short and long_:
+        check("time per frame at 120 s vs 5 s", long_["train_ms_per_frame"] / short["train_ms_per_frame"], 1.15)
+    for (system, seconds), r in sorted(get.items(), key=lambda kv: kv[0][1]):
+        low = get.get(("conformer_no_mixing", seconds))
+        if system == ours and low:
+            check(f"train step vs no-mixing lower bound at {seconds:g} s", r["train_step_s"] / low["train_step_s"], 1.1)
+    return out
+
+
+def plot(rows: List[dict], path: Path) -> None:
+    """Time, memory and RTF against length, one panel each, one line per system (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("train_step_s", "training step (s)"), ("peak_memory_mb", "peak memory (MB)"), ("rtf", "inference RTF")]
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    fig, axes = plt.subplots(len(families), 3, figsize=(15, 4 * len(families)), squeeze=False)
+    styles = {"baseline": "-o", "ours": "-s", "lower_bound": ":^", "alternative": "--d"}
+    for i, family in enumerate(families):
+        for j, (key, label) in enumerate(panels):
+            ax = axes[i][j]
+            for system in [s for s in SYSTEMS if SYSTEMS[s][0] == family]:
+                pts = [(r["seconds"], r[key]) for r in rows
+                       if r["system"] == system and r["status"] == "ok" and r.get(key)]
+                if pts:
+                    xs, ys = zip(*sorted(pts))
+                    ax.plot(xs, ys, styles[SYSTEMS[system][1]], label=system)
+                oom = [r["seconds"] for r in rows if r["system"] == system and r["status"] != "ok"]
+                for s in oom:
+                    ax.axvline(s, color="red", alpha=0.2)
+            ax.set_xlabel("utterance length (s)")
+            ax.set_ylabel(label)
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.set_title(f"{family}: {label}")
+            if j == 0:
+                ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def environment(device: str, threads: int) -> dict:
+    import torch
+
+    env = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+           "cpu_count": os.cpu_count(), "threads": threads or torch.get_num_threads(), "device": device}
+    try:
+        import espnet
+
+        env["espnet"] = espnet.__version__
+    except Exception:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            env["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except Exception:
+        pass
+    if device.startswith("cuda"):
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--families", default="conformer,branchformer,e_branchformer",
+                   help="comma-separated families: conformer, branchformer, e_branchformer")
+    p.add_argument("--systems", default="", help="comma-separated systems (default: all of the families)")
+    p.add_argument("--lengths", default="5,10,20,30,60,120", help="utterance lengths in seconds")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0 = torch's default)")
+    p.add_argument("--size", type=int, default=256, help="output_size D")
+    p.add_argument("--blocks", type=int, default=12)
+    p.add_argument("--units", type=int, default=1024, help="linear_units / cgmlp_linear_units")
+    p.add_argument("--kernel", type=int, default=31, help="convolution kernel")
+    p.add_argument("--heads", type=int, default=4, help="attention heads of the baselines")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
+    p.add_argument("--out", default="benchmark_results", help="folder for results.csv, results.md, results.png")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny models and lengths (1, 2 s), one repeat: checks the pipeline in seconds")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.size, args.blocks, args.units, args.kernel, args.heads = 32, 2, 64, 7, 2
+        args.lengths, args.warmup, args.repeats = "1,2", 1, 1
+    return args
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return 0
+    families = [f for f in args.families.split(",") if f]
+    unknown = sorted(set(families) - {v[0] for v in SYSTEMS.values()})
+    if unknown:
+        raise SystemExit(f"--families: unknown {unknown}; choose from conformer, branchformer, e_branchformer")
+    systems = [s for s in (args.systems.split(",") if args.systems else SYSTEMS) if s]
+    bad = [s for s in systems if s not in SYSTEMS]
+    if bad:
+        raise SystemExit(f"--systems: unknown {bad}; choose from {list(SYSTEMS)}")
+    systems = [s for s in systems if SYSTEMS[s][0] in families]
+    try:
+        lengths = [float(v) for v in args.lengths.split(",") if v]
+    except ValueError:
+        raise SystemExit(f"--lengths must be comma-separated seconds, got {args.lengths!r}")
+    if not lengths or min(lengths) <= 0:
+        raise SystemExit(f"--lengths must be positive seconds, got {args.lengths!r}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = environment(args.device, args.threads)
+    print(f"# environment: {json.dumps(env)}", flush=True)
+
+    rows, total = [], len(systems) * len(lengths)
+    csv_path = out / "results.csv"
+    with csv_path.open("w", newline="") as f:
+        csv.DictWriter(f, FIELDS).writeheader()
+    for k, (seconds, system) in enumerate(((s, m) for s in lengths for m in systems), 1):
+        family, role = SYSTEMS[system][:2]
+        spec = dict(system=system, seconds=seconds, batch_size=args.batch_size, device=args.device,
+                    threads=args.threads, size=args.size, blocks=args.blocks, units=args.units,
+                    kernel=args.kernel, heads=args.heads, warmup=args.warmup, repeats=args.repeats)
+        start = time.time()
+        result = _spawn(spec, args.timeout)
+        row = dict(device=args.device, family=family, system=system, role=role, seconds=seconds,
+                   batch_size=args.batch_size, frames=int(round(seconds * FRAMES_PER_SECOND)))
+        row.update(result)
+        rows.append(row)
+        summary = (f"train {row['train_step_s']:.3f} s/step, peak {row['peak_memory_mb']:.0f} MB, RTF {row['rtf']:.4f}"
+                   if row["status"] == "ok" else row["status"])
+        print(f"[{k}/{total}] {system} {seconds:g} s: {summary} ({time.time() - start:.0f} s)", flush=True)
+        add_ratios(rows)
+        with csv_path.open("w", newline="") as f:  # rewritten each time: a stopped run keeps its rows
+            writer = csv.DictWriter(f, FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    table = format_table(rows)
+    targets = target_report(rows)
+    report = [f"Environment: `{json.dumps(env)}`", "",
+              "Command: `python -m espnet_summarymixing.benchmark " + " ".join(argv or sys.argv[1:]) + "`", "",
+              table, ""]
+    if targets:
+        report += ["Targets (SummaryMixing Conformer):", ""] + [f"- {t}" for t in targets]
+    (out / "results.md").write_text("\n".join(report) + "\n")
+    (out / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+    print(table)
+    for t in targets:
+        print(t)
+    if not args.no_plot:
+        plot(rows, out / "results.png")
+        print(f"plot: {out / 'results.png'}")
+    print(f"results: {csv_path}, {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
