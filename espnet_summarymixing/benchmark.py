@@ -3,11 +3,13 @@
     python -m espnet_summarymixing.benchmark                       # full run, CPU or CUDA
     python -m espnet_summarymixing.benchmark --quick --out bench   # seconds, for tests
 
-Every (encoder, length) pair runs in its own fresh process, so that the peak memory of one
-cannot hide in another's: on CUDA the allocator's peak, on CPU the process's peak resident set
-(``ru_maxrss``) minus the resident set once the model and the input are built ("above the idle
-process"). Each process reports the median time of a training step (forward + backward on the
-encoder output), and the inference real-time factor (no-grad forward time / audio seconds).
+Every (encoder, length) pair runs in fresh processes, so that the peak memory of one cannot
+hide in another's. Time: the fastest of ``--repeats`` training steps (forward + backward on the
+encoder output) after ``--warmup`` ones, and the inference real-time factor (no-grad forward
+time / audio seconds). Peak memory "above the idle process": on CUDA the allocator's peak minus
+what is allocated once model and input exist; on CPU, in a second process that runs one step
+with glibc's mmap threshold fixed (so that freed tensors go back to the system), the peak
+resident set (``ru_maxrss``) minus the resident set once model and input exist.
 Ratios are taken against the self-attention baseline of the same family, same run, same machine.
 A pair that runs out of memory (or past ``--timeout``) is reported as such, not as a crash.
 
@@ -22,7 +24,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -34,11 +35,13 @@ __all__ = ["main", "SYSTEMS", "FIELDS"]
 FRAMES_PER_SECOND = 100  # 10 ms feature shift
 FEATURES = 80
 
-# system name -> (family, role, encoder name as in an ESPnet config, unused)
+# system name -> (family, role, encoder name as in an ESPnet config, extra encoder keys)
 SYSTEMS: Dict[str, tuple] = {
     "conformer_selfattn": ("conformer", "baseline", "conformer", {}),
     "conformer_summarymixing": ("conformer", "ours", "summarymixing_conformer", {}),
     "conformer_no_mixing": ("conformer", "lower_bound", "summarymixing_conformer", {}),
+    "conformer_summarymixing_fast": ("conformer", "variant", "summarymixing_conformer", {"summary_mode": "fast"}),
+    "conformer_summarymixing_lite": ("conformer", "variant", "summarymixing_conformer", {"summary_mode": "lite"}),
     "branchformer_selfattn": ("branchformer", "baseline", "branchformer", {}),
     "branchformer_fastformer": ("branchformer", "alternative", "branchformer", {}),
     "branchformer_summarymixing": ("branchformer", "ours", "summarymixing_branchformer", {}),
@@ -84,7 +87,7 @@ def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, 
         "summarymixing_branchformer": SummaryMixingBranchformerEncoder,
         "summarymixing_e_branchformer": SummaryMixingEBranchformerEncoder,
     }
-    family, role, name, _ = SYSTEMS[system]
+    family, role, name, extra = SYSTEMS[system]
     conf = _encoder_conf(family, size, blocks, units, kernel, heads)
     if name.startswith("summarymixing"):
         if system == "branchformer_no_mixing":
@@ -97,7 +100,7 @@ def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, 
             conf.update(rel_pos_type="latest", pos_enc_layer_type="rel_pos")
             key = "selfattention_layer_type" if family == "conformer" else "attention_layer_type"
             conf[key] = "rel_selfattn"
-    encoder = classes[name](input_size=FEATURES, **conf)
+    encoder = classes[name](input_size=FEATURES, **conf, **extra)
     if role == "lower_bound" and family != "branchformer":
         for layer in encoder.encoders:
             layer.summary_mixing = None  # the block is skipped entirely
@@ -132,8 +135,6 @@ def run_worker(spec: dict) -> dict:
                           spec["heads"]).to(device)
     frames = int(round(spec["seconds"] * FRAMES_PER_SECOND))
     b = spec["batch_size"]
-    x = torch.randn(b, frames, FEATURES, device=device)
-    ilens = torch.full((b,), frames, dtype=torch.long, device=device)
     result = {"params": sum(p.numel() for p in model.parameters()), "frames": frames}
 
     def sync():
@@ -157,9 +158,12 @@ def run_worker(spec: dict) -> dict:
             fn()
             sync()
             times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return min(times)  # noise on a shared machine only ever adds time
 
+    memory_phase = spec.get("phase") == "memory"
     try:
+        x = torch.randn(b, frames, FEATURES, device=device)
+        ilens = torch.full((b,), frames, dtype=torch.long, device=device)
         model.train()
         if cuda:
             torch.cuda.synchronize(device)
@@ -167,16 +171,20 @@ def run_worker(spec: dict) -> dict:
             torch.cuda.reset_peak_memory_stats(device)
         else:
             idle = _rss_bytes()
-        result["train_step_s"] = timed(train_step, spec["warmup"], spec["repeats"])
-        if cuda:
-            peak = torch.cuda.max_memory_allocated(device) - idle
+        if memory_phase:  # CPU: one step in a process whose malloc returns freed tensors
+            train_step()
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - idle
-        result["peak_memory_mb"] = max(peak, 0) / 2**20
-        model.eval()
-        with torch.inference_mode():
-            infer = timed(lambda: model(x, ilens), spec["warmup"], spec["repeats"])
-        result["rtf"] = infer / (b * spec["seconds"])
+            result["train_step_s"] = timed(train_step, spec["warmup"], spec["repeats"])
+        if cuda or memory_phase:
+            peak = torch.cuda.max_memory_allocated(device) if cuda else (
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            )
+            result["peak_memory_mb"] = max(peak - idle, 0) / 2**20
+        if not memory_phase:
+            model.eval()
+            with torch.inference_mode():
+                infer = timed(lambda: model(x, ilens), spec["warmup"], spec["repeats"])
+            result["rtf"] = infer / (b * spec["seconds"])
         result["status"] = "ok"
     except Exception as err:  # out of memory is a result, anything else is a bug
         if not _is_oom(err):
@@ -185,10 +193,19 @@ def run_worker(spec: dict) -> dict:
     return result
 
 
-def _spawn(spec: dict, timeout: float) -> dict:
+# glibc's malloc raises its mmap threshold each time a large block is freed, after which
+# freed tensors stay in the heap: the resident set then measures the allocator's history,
+# not the tensors alive at the peak (measured here: 2029 MB vs 1135 MB for the same step).
+# A fixed threshold disables that adjustment, so the memory phase sees the live tensors.
+# It slows allocation down, which is why time is measured in a separate process without it.
+_MEMORY_PHASE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def _spawn_one(spec: dict, timeout: float, env: Optional[dict] = None) -> dict:
     cmd = [sys.executable, "-m", "espnet_summarymixing.benchmark", "--worker", json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"status": "timeout"}
     if proc.returncode in (-9, 137):  # killed by the kernel's out-of-memory killer
@@ -197,6 +214,17 @@ def _spawn(spec: dict, timeout: float) -> dict:
         raise RuntimeError(f"benchmark worker failed for {spec['system']} at {spec['seconds']} s:\n"
                            f"{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _spawn(spec: dict, timeout: float) -> dict:
+    """Measure one pair: on CUDA in one process, on CPU in a timing and a memory process."""
+    result = _spawn_one(spec, timeout)
+    if spec["device"].startswith("cuda") or result["status"] != "ok":
+        return result
+    memory = _spawn_one({**spec, "phase": "memory"}, timeout, _MEMORY_PHASE_ENV)
+    result["status"] = memory["status"]
+    result["peak_memory_mb"] = memory.get("peak_memory_mb")
+    return result
 
 
 def _ratio(value, base) -> Optional[float]:
@@ -270,7 +298,7 @@ def plot(rows: List[dict], path: Path) -> None:
     panels = [("train_step_s", "training step (s)"), ("peak_memory_mb", "peak memory (MB)"), ("rtf", "inference RTF")]
     families = list(dict.fromkeys(r["family"] for r in rows))
     fig, axes = plt.subplots(len(families), 3, figsize=(15, 4 * len(families)), squeeze=False)
-    styles = {"baseline": "-o", "ours": "-s", "lower_bound": ":^", "alternative": "--d"}
+    styles = {"baseline": "-o", "ours": "-s", "lower_bound": ":^", "alternative": "--d", "variant": "-.x"}
     for i, family in enumerate(families):
         for j, (key, label) in enumerate(panels):
             ax = axes[i][j]
@@ -332,7 +360,7 @@ def parse_args(argv=None):
     p.add_argument("--kernel", type=int, default=31, help="convolution kernel")
     p.add_argument("--heads", type=int, default=4, help="attention heads of the baselines")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs; the fastest is reported")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
     p.add_argument("--out", default="benchmark_results", help="folder for results.csv, results.md, results.png")
     p.add_argument("--quick", action="store_true",

@@ -1,10 +1,15 @@
 """Shared helpers: tiny encoders and padded batches."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
+
+from an4_subset import char_token_list, make_data_dirs
 
 from espnet_summarymixing.branchformer_encoder import SummaryMixingBranchformerEncoder
 from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
@@ -54,3 +59,80 @@ def batch(lengths, feats=FEATS, seed=0, tokens=False):
 def _deterministic():
     torch.manual_seed(0)
     torch.set_num_threads(2)
+
+
+ENCODER_CONF = {
+    "summarymixing_conformer": dict(
+        output_size=32, linear_units=64, num_blocks=2, cnn_module_kernel=7, macaron_style=True,
+        interctc_layer_idx=[1], interctc_use_conditioning=True,
+    ),
+    "summarymixing_branchformer": dict(
+        output_size=32, cgmlp_linear_units=64, num_blocks=2, cgmlp_conv_kernel=7,
+        merge_method="learned_ave", interctc_layer_idx=[1],
+    ),
+    "summarymixing_e_branchformer": dict(
+        output_size=32, cgmlp_linear_units=64, num_blocks=2, cgmlp_conv_kernel=7, use_ffn=True,
+        macaron_ffn=True, linear_units=64, interctc_layer_idx=[1],
+    ),
+}
+
+
+def run(args, cwd, timeout=600):
+    """Run a command in a fresh interpreter; fail with its output if it fails."""
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(map(str, args))}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("an4")
+    dirs = make_data_dirs(AN4, root, {"train": 12, "valid": 4, "test": 3})
+    texts = [line.split(" ", 1)[1].strip() for d in dirs.values() for line in (d / "text").read_text().splitlines()]
+    dirs["tokens"] = char_token_list(texts, root / "tokens.txt")
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def train_model(data, tmp_path_factory):
+    """Train (once per session) a tiny ESPnet ASR model with the given encoder; return its dir."""
+    cache = {}
+
+    def train(encoder):
+        if encoder not in cache:
+            cache[encoder] = _train(encoder, data, tmp_path_factory.mktemp(encoder))
+        return cache[encoder]
+
+    return train
+
+
+def _train(encoder, data, exp):
+    config = {
+        "encoder": encoder,
+        "encoder_conf": ENCODER_CONF[encoder],
+        "decoder": "transformer",
+        "decoder_conf": dict(attention_heads=2, linear_units=64, num_blocks=1),
+        "model_conf": dict(ctc_weight=0.3, interctc_weight=0.3, lsm_weight=0.1),
+        "frontend_conf": dict(n_fft=512, win_length=400, hop_length=160),
+        "normalize": "utterance_mvn",
+        "optim": "adam",
+        "optim_conf": dict(lr=0.002),
+        "batch_type": "unsorted",
+        "batch_size": 4,
+        "max_epoch": 2,
+        "num_workers": 0,
+    }
+    (exp / "train.yaml").write_text(yaml.safe_dump(config))
+    args = [sys.executable, "-m", "espnet2.bin.asr_train", "--config", exp / "train.yaml",
+            "--output_dir", exp / "model", "--token_type", "char", "--token_list", data["tokens"],
+            "--ngpu", "0", "--seed", "0", "--use_tensorboard", "false", "--use_matplotlib", "false",
+            "--num_att_plot", "0"]
+    for part in ("train", "valid"):
+        d = data[part]
+        args += [f"--{part}_data_path_and_name_and_type", f"{d / 'wav.scp'},speech,sound",
+                 f"--{part}_data_path_and_name_and_type", f"{d / 'text'},text,text",
+                 f"--{part}_shape_file", d / "wav.scp"]
+    run(args, cwd=exp)
+    return exp / "model"
+
+

@@ -1,0 +1,121 @@
+"""Model cards (README.md) for packed or uploaded ESPnet models with a SummaryMixing encoder."""
+
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+__all__ = ["model_card", "CITATION"]
+
+CITATION = """@inproceedings{parcollet2024summarymixing,
+  title={SummaryMixing: A Linear-Complexity Alternative to Self-Attention for Speech Recognition and Understanding},
+  author={Parcollet, Titouan and van Dalen, Rogier and Zhang, Shucong and Bhattacharya, Sourav},
+  booktitle={Interspeech},
+  year={2024}
+}"""
+
+
+def _count_parameters(config_path: Path, model_path: Optional[Path]) -> dict:
+    """Total and encoder parameters, read from the checkpoint (no model is built)."""
+    if model_path is None or not Path(model_path).exists():
+        return {}
+    import torch
+
+    state = torch.load(model_path, map_location="cpu")
+    total = sum(v.numel() for v in state.values())
+    encoder = sum(v.numel() for k, v in state.items() if k.startswith("encoder."))
+    return {"total": total, "encoder": encoder}
+
+
+def _data_description(config: dict) -> str:
+    parts = []
+    for entry in config.get("train_data_path_and_name_and_type") or []:
+        path = entry[0] if isinstance(entry, (list, tuple)) else str(entry).split(",")[0]
+        parts.append(f"`{Path(path).parent.name}/{Path(path).name}`")
+    return ", ".join(parts) or "not recorded in the config"
+
+
+def model_card(
+    config_path: Path,
+    model_path: Optional[Path] = None,
+    repo_id: Optional[str] = None,
+    results: Optional[str] = None,
+    training_data: Optional[str] = None,
+) -> str:
+    """Markdown model card from a training config, its checkpoint and optional RESULTS text.
+
+    Args:
+        config_path: ESPnet training ``config.yaml``.
+        model_path: The packed checkpoint, for parameter counts.
+        repo_id: Hugging Face repository id used in the usage snippet.
+        results: Scoring tables (e.g. a recipe's RESULTS.md), copied verbatim.
+        training_data: A sentence on the training data; default: the data paths in the config.
+    """
+    config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    encoder = config.get("encoder", "?")
+    conf = config.get("encoder_conf") or {}
+    counts = _count_parameters(config_path, model_path)
+    tag = repo_id or "<path to model.zip or hub id>"
+    summary_keys = {k: v for k, v in conf.items() if k.startswith("summary_")}
+    lines = [
+        "---",
+        "tags:",
+        "- espnet",
+        "- audio",
+        "- automatic-speech-recognition",
+        "- summarymixing",
+        "library_name: espnet",
+        "license: cc-by-4.0",
+        "---",
+        "",
+        f"# ESPnet ASR model with a SummaryMixing encoder (`{encoder}`)",
+        "",
+        "SummaryMixing replaces self-attention by a per-frame MLP and one mean over the utterance:",
+        "the encoder's cost and memory grow linearly with the length of the audio.",
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| encoder | `{encoder}`: {conf.get('num_blocks', '?')} blocks x {conf.get('output_size', '?')} |",
+        f"| SummaryMixing | {', '.join(f'{k}={v}' for k, v in summary_keys.items()) or 'defaults'} |",
+        f"| decoder | `{config.get('decoder', '?')}` |",
+        f"| tokens | {config.get('token_type', '?')}, {len(config.get('token_list') or [])} units |",
+        f"| frontend / normalisation | `{config.get('frontend', '?')}` / `{config.get('normalize', '?')}` |",
+    ]
+    if counts:
+        lines.append(f"| parameters | {counts['total']:,} in all, {counts['encoder']:,} in the encoder |")
+    lines += [
+        f"| training data | {training_data or _data_description(config)} |",
+        f"| CTC weight (training) | {(config.get('model_conf') or {}).get('ctc_weight', '?')} |",
+        "",
+        "## Results",
+        "",
+        results.strip() if results else "No scoring results were packed with this model.",
+        "",
+        "## Usage",
+        "",
+        "```bash",
+        "pip install espnet-summarymixing   # registers the encoder names in ESPnet",
+        f"python -m espnet_summarymixing.transcribe --model {tag} audio.wav",
+        "```",
+        "",
+        "```python",
+        "import soundfile",
+        "from espnet2.bin.asr_inference import Speech2Text",
+        "",
+        f'speech2text = Speech2Text.from_pretrained("{tag}")',
+        'speech, rate = soundfile.read("audio.wav")  # 16 kHz mono',
+        "text = speech2text(speech)[0][0]  # best hypothesis",
+        "```",
+        "",
+        "The encoder names resolve in ESPnet once `espnet-summarymixing` is installed; no import is needed.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""The benchmark command runs end to end and writes complete, well-formed results.
+
+Timings are not checked here (they belong to the benchmark itself, never to a test)."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from espnet_summarymixing import benchmark
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.benchmark", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, proc.stdout
+
+
+def test_quick_run_measures_every_system_at_every_length(quick_run):
+    out, stdout = quick_run
+    with (out / "results.csv").open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == benchmark.FIELDS
+        rows = list(reader)
+    assert sorted((r["system"], float(r["seconds"])) for r in rows) == sorted(
+        (s, float(n)) for s in benchmark.SYSTEMS for n in (1, 2)
+    )
+    for r in rows:
+        assert r["status"] == "ok", r
+        for key in ("train_step_s", "peak_memory_mb", "rtf", "train_ratio", "memory_ratio", "rtf_ratio",
+                    "train_ms_per_frame"):
+            assert float(r[key]) >= 0, (key, r)
+        assert int(r["params"]) > 0 and int(r["frames"]) == 100 * int(float(r["seconds"]))
+        if r["role"] == "baseline":
+            assert float(r["train_ratio"]) == float(r["memory_ratio"]) == float(r["rtf_ratio"]) == 1.0
+    total = 2 * len(benchmark.SYSTEMS)
+    assert f"[{total}/{total}]" in stdout  # progress, one line per measurement
+
+
+def test_quick_run_writes_table_plot_and_environment(quick_run):
+    out, _ = quick_run
+    table = (out / "results.md").read_text()
+    conformers = sum(v[0] == "conformer" for v in benchmark.SYSTEMS.values())
+    assert table.count("| conformer | ") == 2 * conformers and "×base" in table and "Environment:" in table
+    png = (out / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    env = json.loads((out / "environment.json").read_text())
+    assert {"python", "torch", "device", "threads", "cpu_count"} <= set(env)
+
+
+def test_out_of_memory_is_a_result_not_a_crash():
+    spec = dict(system="conformer_summarymixing", seconds=1, batch_size=10**9, device="cpu", threads=1,
+                size=16, blocks=1, units=16, kernel=3, heads=2, warmup=0, repeats=1)
+    assert benchmark._spawn(spec, timeout=300)["status"] == "out_of_memory"
+
+
+def test_ratios_and_targets_from_rows():
+    def row(system, seconds, step, mem, status="ok"):
+        family, role = benchmark.SYSTEMS[system][:2]
+        return dict(family=family, system=system, role=role, seconds=seconds, frames=100 * seconds,
+                    batch_size=1, status=status, train_step_s=step, peak_memory_mb=mem,
+                    rtf=step / seconds if step else None)
+
+    rows = [row("conformer_selfattn", 20, 2.0, 100.0), row("conformer_summarymixing", 20, 1.0, 40.0),
+            row("conformer_no_mixing", 20, 0.8, 30.0), row("conformer_selfattn", 60, None, None, "out_of_memory"),
+            row("conformer_summarymixing", 60, 3.0, 120.0)]
+    benchmark.add_ratios(rows)
+    assert rows[1]["train_ratio"] == 0.5 and rows[1]["memory_ratio"] == 0.4
+    assert rows[4]["train_ratio"] is None  # no baseline at 60 s: no ratio, no crash
+    report = benchmark.target_report(rows)
+    assert "train step vs self-attention at 20 s: 0.50 (target <= 0.75) met" in report
+    assert "train step vs no-mixing lower bound at 20 s: 1.25 (target <= 1.1) MISSED" in report
+    assert "out_of_memory" in benchmark.format_table(rows)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--families", "transformer"], "--families: unknown"),
+    (["--systems", "conformer_flash"], "--systems: unknown"),
+    (["--lengths", "5,abc"], "--lengths must be comma-separated seconds"),
+    (["--lengths", "0"], "--lengths must be positive"),
+])
+def test_bad_arguments_are_named(argv, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        benchmark.main(argv + ["--out", str(tmp_path)])
