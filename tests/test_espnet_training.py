@@ -2,16 +2,15 @@
 and decode it in fresh interpreters that never import this package explicitly."""
 
 import json
-import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 from conftest import ENCODER_CONF, run
+
 
 @pytest.fixture(scope="module", params=list(ENCODER_CONF))
 def trained(request, train_model):
