@@ -136,6 +136,22 @@ def build_cell(size: int, **cell_options) -> SummaryMixing:
         raise ValueError(message) from None
 
 
+def summary_cell_options(
+    output_size: int,
+    mode: str,
+    heads: int,
+    hidden_units: Optional[int],
+    activation: str,
+    branch_norm: bool,
+    dropout_rate: float,
+) -> dict:
+    """The cell's keyword arguments from the encoder's ``summary_*`` keys, validated."""
+    options = dict(hidden_units=hidden_units, heads=heads, mode=mode, activation=activation,
+                   branch_norm=branch_norm, dropout_rate=dropout_rate)
+    build_cell(output_size, **options)  # raises before anything large is built
+    return options
+
+
 def build_input_layer(
     input_layer: Optional[str],
     input_size: int,

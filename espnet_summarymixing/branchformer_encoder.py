@@ -20,6 +20,7 @@ from espnet_summarymixing._encoder_base import (
     check_range,
     per_block,
     resolve_pos_enc,
+    summary_cell_options,
     warn_attention_only,
 )
 from espnet_summarymixing.summary_mixing import SummaryMixing
@@ -254,15 +255,10 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         stochastic_depth_rate = per_block("stochastic_depth_rate", stochastic_depth_rate, num_blocks)
         for p in attn_branch_drop_rate + stochastic_depth_rate:
             check_range("attn_branch_drop_rate/stochastic_depth_rate", p, 0.0, 1.0)
-        cell_options = dict(
-            hidden_units=summary_hidden_units,
-            heads=summary_heads,
-            mode=summary_mode,
-            activation=summary_activation,
-            branch_norm=summary_branch_norm,
-            dropout_rate=summary_dropout_rate,
+        cell_options = summary_cell_options(
+            output_size, summary_mode, summary_heads, summary_hidden_units, summary_activation,
+            summary_branch_norm, summary_dropout_rate,
         )
-        build_cell(output_size, **cell_options)
 
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,

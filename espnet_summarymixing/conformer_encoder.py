@@ -27,6 +27,7 @@ from espnet_summarymixing._encoder_base import (
     check_range,
     per_block,
     resolve_pos_enc,
+    summary_cell_options,
     warn_attention_only,
 )
 from espnet_summarymixing.summary_mixing import SummaryMixing, make_activation
@@ -246,15 +247,10 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         for p in stochastic_depth_rate:
             check_range("stochastic_depth_rate", p, 0.0, 1.0)
         make_activation(activation_type, "activation_type")
-        cell_options = dict(
-            hidden_units=summary_hidden_units,
-            heads=summary_heads,
-            mode=summary_mode,
-            activation=summary_activation,
-            branch_norm=summary_branch_norm,
-            dropout_rate=summary_dropout_rate,
+        cell_options = summary_cell_options(
+            output_size, summary_mode, summary_heads, summary_hidden_units, summary_activation,
+            summary_branch_norm, summary_dropout_rate,
         )
-        build_cell(output_size, **cell_options)  # validates before anything large is built
 
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,

@@ -22,6 +22,7 @@ from espnet_summarymixing._encoder_base import (
     check_choice,
     check_range,
     resolve_pos_enc,
+    summary_cell_options,
     warn_attention_only,
 )
 from espnet_summarymixing.branchformer_encoder import check_cgmlp_options
@@ -195,15 +196,10 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         if use_ffn and linear_units <= 0:
             raise ValueError(f"linear_units={linear_units} must be positive")
         make_activation(ffn_activation_type, "ffn_activation_type")
-        cell_options = dict(
-            hidden_units=summary_hidden_units,
-            heads=summary_heads,
-            mode=summary_mode,
-            activation=summary_activation,
-            branch_norm=summary_branch_norm,
-            dropout_rate=summary_dropout_rate,
+        cell_options = summary_cell_options(
+            output_size, summary_mode, summary_heads, summary_hidden_units, summary_activation,
+            summary_branch_norm, summary_dropout_rate,
         )
-        build_cell(output_size, **cell_options)
 
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
