@@ -243,6 +243,8 @@ class SummaryMixingEncoderBase(AbsEncoder):
                 f"gradient_checkpoint_layers={checkpoints} has {bad} outside 0..{num_blocks} "
                 "(0 is the input layer, 1..num_blocks the encoder layers)"
             )
+        if not hasattr(self, "decode_chunk_size"):  # encoders without chunk-causal mode
+            self.dynamic_chunk_training, self.decode_chunk_size = False, 0
         self.interctc_layer_idx = interctc_layer_idx
         self.interctc_use_conditioning = interctc_use_conditioning
         self.conditioning_layer = None  # set by ESPnet's model when conditioning is used
@@ -253,6 +255,44 @@ class SummaryMixingEncoderBase(AbsEncoder):
 
     def output_size(self) -> int:
         return self._output_size
+
+    def _setup_chunks(
+        self,
+        causal_conv: bool,
+        dynamic_chunk_training: bool,
+        chunk_size_range: Optional[List[int]],
+        full_context_prob: float,
+        decode_chunk_size: int,
+    ) -> None:
+        """Validate and store the chunk-causal (streaming) options."""
+        chunk_size_range = list(chunk_size_range) if chunk_size_range is not None else [1, 25]
+        if len(chunk_size_range) != 2 or not 1 <= chunk_size_range[0] <= chunk_size_range[1]:
+            raise ValueError(
+                f"chunk_size_range={chunk_size_range} must be [min, max] with 1 <= min <= max "
+                "(frames after subsampling)"
+            )
+        check_range("full_context_prob", full_context_prob, 0.0, 1.0 + 1e-9)
+        if decode_chunk_size < 0:
+            raise ValueError(f"decode_chunk_size={decode_chunk_size} must be 0 (full context) or positive")
+        if (dynamic_chunk_training or decode_chunk_size) and not causal_conv:
+            raise ValueError(
+                "dynamic_chunk_training/decode_chunk_size need causal_conv=True: a centred "
+                "convolution would let every chunk see frames of the next one"
+            )
+        self.causal_conv = causal_conv
+        self.dynamic_chunk_training = dynamic_chunk_training
+        self.chunk_size_range = chunk_size_range
+        self.full_context_prob = full_context_prob
+        self.decode_chunk_size = decode_chunk_size
+
+    def _chunk_size(self) -> int:
+        """0 (full context) or the chunk size of this batch."""
+        if self.training and self.dynamic_chunk_training:
+            if torch.rand(1).item() < self.full_context_prob:
+                return 0
+            low, high = self.chunk_size_range
+            return int(torch.randint(low, high + 1, (1,)).item())
+        return 0 if self.training else self.decode_chunk_size
 
     def _run(self, module, *args):
         if self.training and torch.is_grad_enabled():
@@ -292,14 +332,16 @@ class SummaryMixingEncoderBase(AbsEncoder):
             masks = ~masks[:, None, :]  # (B, 1, T), True = valid
         xs_pad, masks = self._embed(xs_pad, masks)  # (B, T', D), (B, 1, T')
 
+        chunk = self._chunk_size()
+        extra = (chunk,) if chunk else ()  # only chunk-capable layers ever get a chunk size
         intermediate_outs = []
         for idx, layer in enumerate(self.encoders):
             if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:
                 continue
             if idx + 1 in self.gradient_checkpoint_layers:
-                xs_pad = self._run(layer, xs_pad, masks)
+                xs_pad = self._run(layer, xs_pad, masks, *extra)
             else:
-                xs_pad = layer(xs_pad, masks)
+                xs_pad = layer(xs_pad, masks, *extra)
             if return_all_hs:
                 intermediate_outs.append(xs_pad)
             elif idx + 1 in self.interctc_layer_idx:

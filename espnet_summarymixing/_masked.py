@@ -9,6 +9,8 @@ checkpoints) but zero the padded frames right before every convolution over time
 ``valid`` is always a (B, T, 1) float tensor of 0/1, see :func:`valid_frames`.
 """
 
+from typing import Optional
+
 import torch
 from espnet.nets.pytorch_backend.conformer.convolution import ConvolutionModule
 from espnet.nets.pytorch_backend.transformer.multi_layer_conv import (
@@ -25,26 +27,59 @@ def valid_frames(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.transpose(1, 2).to(dtype)  # (B, T, 1)
 
 
-def depthwise_conv(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Apply a time convolution to x (B, T, C) after zeroing its padded frames."""
-    return conv((x * valid).transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+def _causal_conv(conv: torch.nn.Conv1d, h: torch.Tensor, cache: Optional[torch.Tensor]):
+    """Left-context-only convolution of h (B, C, T), with the k - 1 previous frames in
+    ``cache`` (zeros when None). Returns the output (B, C, T) and the next cache."""
+    k = conv.kernel_size[0]
+    if cache is None:
+        cache = h.new_zeros(h.size(0), h.size(1), k - 1)
+    h = torch.cat([cache, h], dim=2)  # (B, C, k - 1 + T)
+    out = torch.nn.functional.conv1d(h, conv.weight, conv.bias, groups=conv.groups)  # (B, C, T)
+    return out, h[:, :, h.size(2) - (k - 1):]
 
 
-def conv_module(module: ConvolutionModule, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Conformer convolution module on x (B, T, D), padding excluded from the depthwise conv."""
+def depthwise_conv(
+    conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, causal: bool = False
+) -> torch.Tensor:
+    """Apply a time convolution to x (B, T, C) after zeroing its padded frames; with
+    ``causal`` the output at t sees frames t - k + 1 .. t only."""
+    h = (x * valid).transpose(1, 2)  # (B, C, T)
+    out = _causal_conv(conv, h, None)[0] if causal else conv(h)
+    return out.transpose(1, 2)  # (B, T, C)
+
+
+def conv_module(
+    module: ConvolutionModule,
+    x: torch.Tensor,
+    valid: torch.Tensor,
+    causal: bool = False,
+    cache: Optional[torch.Tensor] = None,
+):
+    """Conformer convolution module on x (B, T, D), padding excluded from the depthwise conv.
+
+    Returns the output (B, T, D); with ``causal`` also the depthwise conv's next cache
+    (B, D, k - 1), so that a stream of chunks gives the same output as the whole sequence.
+    """
     x = module.pointwise_conv1(x.transpose(1, 2))  # (B, 2D, T)
     x = torch.nn.functional.glu(x, dim=1)  # (B, D, T)
-    x = module.depthwise_conv(x * valid.transpose(1, 2))  # (B, D, T)
+    x = x * valid.transpose(1, 2)
+    if causal:
+        x, cache = _causal_conv(module.depthwise_conv, x, cache)  # (B, D, T)
+    else:
+        x = module.depthwise_conv(x)  # (B, D, T)
     x = module.activation(module.norm(x))
-    return module.pointwise_conv2(x).transpose(1, 2)  # (B, T, D)
+    out = module.pointwise_conv2(x).transpose(1, 2)  # (B, T, D)
+    return (out, cache) if causal else out
 
 
-def cgmlp(module: ConvolutionalGatingMLP, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def cgmlp(
+    module: ConvolutionalGatingMLP, x: torch.Tensor, valid: torch.Tensor, causal: bool = False
+) -> torch.Tensor:
     """cgMLP on x (B, T, D), padding excluded from the spatial gating unit's convolution."""
     csgu = module.csgu
     x = module.channel_proj1(x)  # (B, T, U)
     x_r, x_g = x.chunk(2, dim=-1)  # (B, T, U/2) each
-    x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid)  # (B, T, U/2)
+    x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid, causal)  # (B, T, U/2)
     if csgu.linear is not None:
         x_g = csgu.linear(x_g)
     out = csgu.dropout(x_r * csgu.act(x_g))  # (B, T, U/2)

@@ -51,9 +51,11 @@ class _ConformerLayer(torch.nn.Module):
         normalize_before: bool,
         concat_after: bool,
         stochastic_depth_rate: float,
+        causal_conv: bool = False,
     ):
         super().__init__()
         self.size = size
+        self.causal_conv = causal_conv
         self.summary_mixing = summary_mixing
         self.feed_forward = feed_forward
         self.feed_forward_macaron = feed_forward_macaron
@@ -78,8 +80,12 @@ class _ConformerLayer(torch.nn.Module):
         x = x + scale * self.dropout(fn(y))
         return x if self.normalize_before else norm(x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
+        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D).
+
+        ``chunk_size`` > 0 makes the summary chunk-causal (each frame sees the utterance up to
+        the end of its chunk); with ``causal_conv`` the convolutions see no future frame.
+        """
         coeff = 1.0
         if self.training and self.stochastic_depth_rate > 0:
             if torch.rand(1).item() < self.stochastic_depth_rate:
@@ -87,6 +93,34 @@ class _ConformerLayer(torch.nn.Module):
             coeff = 1.0 / (1.0 - self.stochastic_depth_rate)
         valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
 
+        def mix(y):
+            return self.summary_mixing(y, mask, chunk_size=chunk_size)
+
+        def conv(y):
+            out = _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv)
+            return out[0] if self.causal_conv else out
+
+        return self._blocks(x, valid, mix, conv, coeff)
+
+    def step(self, x: torch.Tensor, mask: torch.Tensor, state: Optional[tuple]):
+        """Streaming: one chunk x (B, c, D) with the state of the previous chunks (None at
+        the start) -> output (B, c, D) and the new state (running summary, conv cache)."""
+        mix_state, conv_cache = state if state is not None else (None, None)
+        valid = _masked.valid_frames(mask, x.dtype)
+        new = {}
+
+        def mix(y):
+            out, new["mix"] = self.summary_mixing.forward_streaming(y, mask, mix_state)
+            return out
+
+        def conv(y):
+            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, True, conv_cache)
+            return out
+
+        x = self._blocks(x, valid, mix, conv, 1.0)
+        return x, (new.get("mix"), new.get("conv"))
+
+    def _blocks(self, x, valid, mix, conv, coeff):
         def ffn(module):
             return lambda y: _masked.feed_forward(module, y, valid)
 
@@ -98,15 +132,13 @@ class _ConformerLayer(torch.nn.Module):
             pass
         elif self.concat_after:
             y = self.norm_mha(x) if self.normalize_before else x
-            x = x + coeff * self.concat_linear(torch.cat((y, self.summary_mixing(y, mask)), dim=-1))
+            x = x + coeff * self.concat_linear(torch.cat((y, mix(y)), dim=-1))
             if not self.normalize_before:
                 x = self.norm_mha(x)
         else:
-            x = self._residual(x, self.norm_mha, lambda y: self.summary_mixing(y, mask), coeff)
+            x = self._residual(x, self.norm_mha, mix, coeff)
         if self.conv_module is not None:
-            x = self._residual(
-                x, self.norm_conv, lambda y: _masked.conv_module(self.conv_module, y, valid), coeff
-            )
+            x = self._residual(x, self.norm_conv, conv, coeff)
         x = self._residual(x, self.norm_ff, ffn(self.feed_forward), coeff * self.ff_scale)
         if self.conv_module is not None:
             x = self.norm_final(x)
@@ -154,6 +186,16 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         max_pos_emb_len (int): Initial length of the positional table (default 5000).
         gradient_checkpoint_layers (Optional[List[int]]): Layers to recompute in the backward
             pass, 0 = input layer (default None).
+        causal_conv (bool): Convolution modules see past frames only (default False); needed
+            for chunk-causal training and streaming.
+        dynamic_chunk_training (bool): In training, each batch draws a chunk size from
+            ``chunk_size_range`` or, with probability ``full_context_prob``, full context, so that
+            one model serves offline and streaming decoding (default False).
+        chunk_size_range (Optional[List[int]]): [min, max] chunk size in frames after
+            subsampling (default [1, 25]).
+        full_context_prob (float): Probability of a full-context batch (default 0.5).
+        decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context
+            (default 0); ``StreamingEncoder`` decodes chunk by chunk with the same result.
         summary_mode (str): ``mixing`` (default), ``lite`` or ``fast``.
         summary_heads (int): Block-diagonal groups of the cell's branches (default 1).
         summary_hidden_units (Optional[int]): Hidden size of the branches (default D).
@@ -199,6 +241,11 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         layer_drop_rate: float = 0.0,
         max_pos_emb_len: int = 5000,
         gradient_checkpoint_layers: Optional[List[int]] = None,
+        causal_conv: bool = False,
+        dynamic_chunk_training: bool = False,
+        chunk_size_range: Optional[List[int]] = None,
+        full_context_prob: float = 0.5,
+        decode_chunk_size: int = 0,
         summary_mode: str = "mixing",
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,
@@ -252,6 +299,8 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
             summary_branch_norm, summary_dropout_rate,
         )
 
+        self._setup_chunks(causal_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
+                           decode_chunk_size)
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
             positional_dropout_rate, max_pos_emb_len, padding_idx,
@@ -278,6 +327,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
                 normalize_before,
                 concat_after,
                 stochastic_depth_rate[i],
+                causal_conv,
             )
             for i in range(num_blocks)
         )

@@ -312,6 +312,20 @@ PROBES = {
         "stochastic_depth_rate": (
             dict(stochastic_depth_rate=[0.2, 0.4]), lambda e: [l.stochastic_depth_rate for l in e.encoders] == [0.2, 0.4]
         ),
+        "causal_conv": (dict(causal_conv=True), lambda e: e.causal_conv and all(l.causal_conv for l in e.encoders)),
+        "dynamic_chunk_training": (
+            dict(causal_conv=True, dynamic_chunk_training=True),
+            lambda e: any(e.train()._chunk_size() for _ in range(20)) and e.eval()._chunk_size() == 0,
+        ),
+        "chunk_size_range": (
+            dict(causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[3, 3], full_context_prob=0.0),
+            lambda e: {e.train()._chunk_size() for _ in range(5)} == {3},
+        ),
+        "full_context_prob": (
+            dict(causal_conv=True, dynamic_chunk_training=True, full_context_prob=1.0),
+            lambda e: {e.train()._chunk_size() for _ in range(5)} == {0},
+        ),
+        "decode_chunk_size": (dict(causal_conv=True, decode_chunk_size=2), lambda e: e.eval()._chunk_size() == 2),
         "selfattention_layer_type": None,
     },
     "branchformer": {

@@ -1,0 +1,125 @@
+"""Chunk-causal SummaryMixing Conformer: streaming = chunked forward, no look-ahead, no drift."""
+
+import random
+
+import pytest
+import torch
+
+from conftest import tiny
+from espnet_summarymixing.streaming import StreamingEncoder
+
+
+def _stream(enc, x, chunk, seed=0):
+    rng = random.Random(seed)
+    stream, outs, i = StreamingEncoder(enc, chunk), [], 0
+    while i < x.size(1):
+        n = rng.randint(1, 23)
+        outs.append(stream.accept(x[:, i:i + n]))
+        i += n
+    outs.append(stream.finish())
+    return torch.cat(outs, dim=1), stream
+
+
+@pytest.mark.parametrize("input_layer, pos", [("conv2d", "abs_pos"), ("conv2d6", "scaled_abs_pos"),
+                                              ("conv1d2", "none"), ("linear", "abs_pos")])
+@pytest.mark.parametrize("mode", ["mixing", "lite", "fast"])
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk):
+    enc = tiny("conformer", num_blocks=3, macaron_style=True, causal_conv=True, decode_chunk_size=chunk,
+               input_layer=input_layer, pos_enc_layer_type=pos, summary_mode=mode, cnn_module_kernel=5).eval()
+    x = torch.randn(1, 157, 20)
+    with torch.no_grad():
+        full = enc(x, torch.tensor([157]))[0]
+    streamed, _ = _stream(enc, x, chunk)
+    assert streamed.shape == full.shape
+    torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-5)
+
+
+def test_no_frame_sees_beyond_its_chunk():
+    chunk = 3
+    enc = tiny("conformer", causal_conv=True, decode_chunk_size=chunk, cnn_module_kernel=5).eval()
+    x = torch.randn(1, 120, 20)
+    with torch.no_grad():
+        y = enc(x, torch.tensor([120]))[0]
+        for k in (0, 2, 5):
+            last = (k + 1) * chunk - 1  # last frame of chunk k; conv2d reads inputs 4j .. 4j + 6
+            x2 = x.clone()
+            x2[:, 4 * last + 7:] += 5.0
+            y2 = enc(x2, torch.tensor([120]))[0]
+            torch.testing.assert_close(y2[:, :last + 1], y[:, :last + 1])
+            assert not torch.allclose(y2[:, last + 1:], y[:, last + 1:])
+
+
+def test_full_context_is_not_chunk_causal():
+    enc = tiny("conformer", causal_conv=True).eval()  # decode_chunk_size 0: offline
+    x = torch.randn(1, 120, 20)
+    with torch.no_grad():
+        y = enc(x, torch.tensor([120]))[0]
+        x[:, 100:] += 5.0
+        assert not torch.allclose(enc(x, torch.tensor([120]))[0][:, :3], y[:, :3])
+
+
+def test_thousand_chunks_without_drift_or_growth():
+    enc = tiny("conformer", num_blocks=2, causal_conv=True, decode_chunk_size=1, cnn_module_kernel=3).eval()
+    x = torch.randn(1, 4 * 1000 + 3, 20)
+    with torch.no_grad():
+        full = enc(x, torch.tensor([x.size(1)]))[0]
+    stream, outs, sizes = StreamingEncoder(enc), [], set()
+    for i in range(0, x.size(1), 4):
+        outs.append(stream.accept(x[:, i:i + 4]))
+        buffered = stream.buffer.size(1) if stream.buffer is not None else 0
+        shapes = tuple(tuple(p.shape) for s in stream.states if s for p in (s[0][0], s[0][1], s[1]))
+        sizes.add((buffered, shapes))
+    streamed = torch.cat(outs + [stream.finish()], dim=1)
+    assert streamed.size(1) == full.size(1) == 1000
+    torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-5)
+    shapes = {shape for _, shape in sizes if shape}
+    assert len(shapes) == 1  # the same state shapes at chunk 2 and at chunk 1000
+    assert max(buffered for buffered, _ in sizes) <= 7 + 4  # conv2d's receptive field + one step
+
+
+def test_dynamic_chunk_training_draws_chunks_in_range(monkeypatch):
+    enc = tiny("conformer", causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[2, 5],
+               full_context_prob=0.3).train()
+    seen = []
+    cell = type(enc.encoders[0].summary_mixing)
+    original = cell.forward
+
+    def spy(self, x, mask=None, chunk_size=0):
+        seen.append(chunk_size)
+        return original(self, x, mask, chunk_size)
+
+    monkeypatch.setattr(cell, "forward", spy)
+    torch.manual_seed(0)
+    x = torch.randn(2, 80, 20)
+    for _ in range(30):
+        enc(x, torch.tensor([80, 60]))[0].sum().backward()
+    assert set(seen) <= {0, 2, 3, 4, 5} and 0 in seen and len(set(seen)) >= 4
+    enc.eval()
+    seen.clear()
+    enc(x, torch.tensor([80, 60]))
+    assert set(seen) == {0}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(decode_chunk_size=4), "need causal_conv=True"),
+    (dict(dynamic_chunk_training=True), "need causal_conv=True"),
+    (dict(causal_conv=True, chunk_size_range=[5, 2]), r"chunk_size_range=\[5, 2\] must be \[min, max\]"),
+    (dict(causal_conv=True, chunk_size_range=[0, 2]), r"chunk_size_range=\[0, 2\]"),
+    (dict(causal_conv=True, full_context_prob=1.5), "full_context_prob=1.5"),
+    (dict(causal_conv=True, decode_chunk_size=-1), "decode_chunk_size=-1"),
+])
+def test_invalid_chunk_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny("conformer", **kwargs)
+
+
+def test_streaming_refuses_what_it_cannot_stream():
+    with pytest.raises(ValueError, match="needs causal_conv=True"):
+        StreamingEncoder(tiny("conformer"), 4)
+    with pytest.raises(ValueError, match="chunk_size=0 must be a positive"):
+        StreamingEncoder(tiny("conformer", causal_conv=True))
+    with pytest.raises(ValueError, match="must be a SummaryMixingConformerEncoder"):
+        StreamingEncoder(tiny("branchformer"), 4)
+    with pytest.raises(ValueError, match=r"feats must be \(1, n, features\)"):
+        StreamingEncoder(tiny("conformer", causal_conv=True), 4).accept(torch.randn(2, 8, 20))
