@@ -65,8 +65,10 @@ class _BranchformerLayer(torch.nn.Module):
         cgmlp_weight: float,
         attn_branch_drop_rate: float,
         stochastic_depth_rate: float,
+        causal_conv: bool = False,
     ):
         super().__init__()
+        self.causal_conv = causal_conv
         if merge_method == "fixed_ave" and cgmlp_weight == 0.0:
             cgmlp = None
         if merge_method == "fixed_ave" and cgmlp_weight == 1.0:
@@ -98,8 +100,8 @@ class _BranchformerLayer(torch.nn.Module):
         else:
             self.merge_proj = torch.nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
+        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
         coeff = 1.0
         if self.training and self.stochastic_depth_rate > 0:
             if torch.rand(1).item() < self.stochastic_depth_rate:
@@ -107,10 +109,12 @@ class _BranchformerLayer(torch.nn.Module):
             coeff = 1.0 / (1.0 - self.stochastic_depth_rate)
         x1 = x2 = None
         if self.summary_mixing is not None:
-            x1 = self.dropout(self.summary_mixing(self.norm_mha(x), mask))  # (B, T, D)
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
+            x1 = self.dropout(x1)  # (B, T, D)
         if self.cgmlp is not None:
             valid = _masked.valid_frames(mask, x.dtype)
-            x2 = self.dropout(_masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid))  # (B, T, D)
+            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv)
+            x2 = self.dropout(x2)  # (B, T, D)
         if not self.use_two_branches:
             merged = x1 if x2 is None else x2
         elif self.merge_method == "concat":
@@ -172,6 +176,15 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_layer_idx (Optional[List[int]]): Intermediate CTC layers (default None).
         interctc_use_conditioning (bool): Self-conditioned CTC (default False).
         gradient_checkpoint_layers (Optional[List[int]]): Layers recomputed in backward.
+        causal_conv (bool): Time convolutions see past frames only (default False); needed
+            for chunk-causal training.
+        dynamic_chunk_training (bool): Each training batch draws a chunk size from
+            ``chunk_size_range`` or, with probability ``full_context_prob``, full context
+            (default False).
+        chunk_size_range (Optional[List[int]]): [min, max] chunk size after subsampling
+            (default [1, 25]).
+        full_context_prob (float): Probability of a full-context batch (default 0.5).
+        decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context (0).
         summary_mode, summary_heads, summary_hidden_units, summary_branch_norm,
         summary_dropout_rate: The cell, as in the Conformer (defaults ``mixing``, 1, D,
             True, 0.0).
@@ -214,6 +227,11 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_layer_idx: Optional[List[int]] = None,
         interctc_use_conditioning: bool = False,
         gradient_checkpoint_layers: Optional[List[int]] = None,
+        causal_conv: bool = False,
+        dynamic_chunk_training: bool = False,
+        chunk_size_range: Optional[List[int]] = None,
+        full_context_prob: float = 0.5,
+        decode_chunk_size: int = 0,
         summary_mode: str = "mixing",
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,
@@ -244,6 +262,11 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         if not (use_attn or use_cgmlp):
             raise ValueError("use_attn=False and use_cgmlp=False: a block needs at least one branch")
         check_choice("merge_method", merge_method, MERGE_METHODS)
+        if merge_method == "learned_ave" and (causal_conv or dynamic_chunk_training or decode_chunk_size):
+            raise ValueError(
+                "merge_method='learned_ave' pools each branch over the whole utterance, which "
+                "a chunk-causal model must not see: use 'concat' or 'fixed_ave'"
+            )
         check_range("dropout_rate", dropout_rate, 0.0, 1.0)
         check_range("positional_dropout_rate", positional_dropout_rate, 0.0, 1.0)
         check_cgmlp_options(cgmlp_linear_units, cgmlp_conv_kernel, gate_activation)
@@ -260,6 +283,8 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
             summary_branch_norm, summary_dropout_rate,
         )
 
+        self._setup_chunks(causal_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
+                           decode_chunk_size)
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
             positional_dropout_rate, max_pos_emb_len, padding_idx,
@@ -279,6 +304,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
                 cgmlp_weight[i],
                 attn_branch_drop_rate[i],
                 stochastic_depth_rate[i],
+                causal_conv,
             )
             for i in range(num_blocks)
         )

@@ -43,8 +43,10 @@ class _EBranchformerLayer(torch.nn.Module):
         feed_forward_macaron: Optional[torch.nn.Module],
         dropout_rate: float,
         merge_conv_kernel: int,
+        causal_conv: bool = False,
     ):
         super().__init__()
+        self.causal_conv = causal_conv
         self.size = size
         self.summary_mixing = summary_mixing
         self.cgmlp = cgmlp
@@ -65,19 +67,20 @@ class _EBranchformerLayer(torch.nn.Module):
         )
         self.merge_proj = torch.nn.Linear(2 * size, size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
+        """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
         valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
         if self.feed_forward_macaron is not None:
             y = self.feed_forward_macaron(self.norm_ff_macaron(x))
             x = x + self.ff_scale * self.dropout(y)
-        x2 = self.dropout(_masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid))  # (B, T, D)
+        x2 = self.dropout(_masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv))
         if self.summary_mixing is None:  # the benchmark's lower bound: no global branch
             x1 = torch.zeros_like(x2)
         else:
-            x1 = self.dropout(self.summary_mixing(self.norm_mha(x), mask))  # (B, T, D)
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
+            x1 = self.dropout(x1)  # (B, T, D)
         x_concat = torch.cat([x1, x2], dim=-1)  # (B, T, 2D)
-        fused = _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid)  # (B, T, 2D)
+        fused = _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.causal_conv)
         x = x + self.dropout(self.merge_proj(x_concat + fused))
         if self.feed_forward is not None:
             x = x + self.ff_scale * self.dropout(self.feed_forward(self.norm_ff(x)))
@@ -118,6 +121,15 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_use_conditioning (bool): Self-conditioned CTC (default False).
         gradient_checkpoint_layers (Optional[List[int]]): Layers recomputed in backward,
             0 = input layer (default None).
+        causal_conv (bool): Time convolutions see past frames only (default False); needed
+            for chunk-causal training.
+        dynamic_chunk_training (bool): Each training batch draws a chunk size from
+            ``chunk_size_range`` or, with probability ``full_context_prob``, full context
+            (default False).
+        chunk_size_range (Optional[List[int]]): [min, max] chunk size after subsampling
+            (default [1, 25]).
+        full_context_prob (float): Probability of a full-context batch (default 0.5).
+        decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context (0).
         summary_mode, summary_heads, summary_hidden_units, summary_activation,
         summary_branch_norm, summary_dropout_rate: The cell, as in the Branchformer
             (defaults ``mixing``, 1, D, ``gelu``, True, 0.0).
@@ -158,6 +170,11 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_layer_idx: Optional[List[int]] = None,
         interctc_use_conditioning: bool = False,
         gradient_checkpoint_layers: Optional[List[int]] = None,
+        causal_conv: bool = False,
+        dynamic_chunk_training: bool = False,
+        chunk_size_range: Optional[List[int]] = None,
+        full_context_prob: float = 0.5,
+        decode_chunk_size: int = 0,
         summary_mode: str = "mixing",
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,
@@ -201,6 +218,8 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
             summary_branch_norm, summary_dropout_rate,
         )
 
+        self._setup_chunks(causal_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
+                           decode_chunk_size)
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
             positional_dropout_rate, max_pos_emb_len, padding_idx,
@@ -223,6 +242,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
                 ffn() if use_ffn and macaron_ffn else None,
                 dropout_rate,
                 merge_conv_kernel,
+                causal_conv,
             )
             for _ in range(num_blocks)
         )

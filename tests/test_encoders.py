@@ -177,6 +177,9 @@ INVALID = [
     ("branchformer", dict(cgmlp_weight=[0.5]), "cgmlp_weight has 1 values but num_blocks=2"),
     ("branchformer", dict(attn_branch_drop_rate=[0.1, 0.2, 0.3]), "attn_branch_drop_rate has 3 values"),
     ("branchformer", dict(input_layer="vgg2l"), "input_layer='vgg2l'"),
+    ("branchformer", dict(merge_method="learned_ave", causal_conv=True), "pools each branch over the whole"),
+    ("branchformer", dict(decode_chunk_size=2), "need causal_conv=True"),
+    ("e_branchformer", dict(dynamic_chunk_training=True), "need causal_conv=True"),
     ("e_branchformer", dict(merge_conv_kernel=2), "merge_conv_kernel=2 must be a positive odd"),
     ("e_branchformer", dict(macaron_ffn=True), "macaron_ffn=True needs use_ffn=True"),
     ("e_branchformer", dict(positionwise_layer_type="conv1d"), "positionwise_layer_type='conv1d'"),
@@ -280,6 +283,22 @@ CGMLP_PROBES = {
     "use_linear_after_conv": (dict(use_linear_after_conv=True), lambda e: _layer(e).cgmlp.csgu.linear is not None),
     "gate_activation": (dict(gate_activation="tanh"), lambda e: isinstance(_layer(e).cgmlp.csgu.act, torch.nn.Tanh)),
 }
+CHUNK_PROBES = {
+    "causal_conv": (dict(causal_conv=True), lambda e: e.causal_conv and all(l.causal_conv for l in e.encoders)),
+    "dynamic_chunk_training": (
+        dict(causal_conv=True, dynamic_chunk_training=True),
+        lambda e: any(e.train()._chunk_size() for _ in range(20)) and e.eval()._chunk_size() == 0,
+    ),
+    "chunk_size_range": (
+        dict(causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[3, 3], full_context_prob=0.0),
+        lambda e: {e.train()._chunk_size() for _ in range(5)} == {3},
+    ),
+    "full_context_prob": (
+        dict(causal_conv=True, dynamic_chunk_training=True, full_context_prob=1.0),
+        lambda e: {e.train()._chunk_size() for _ in range(5)} == {0},
+    ),
+    "decode_chunk_size": (dict(causal_conv=True, decode_chunk_size=2), lambda e: e.eval()._chunk_size() == 2),
+}
 ATTENTION_ONLY = ["attention_heads", "attention_dropout_rate", "rel_pos_type", "zero_triu", "qk_norm", "use_flash_attn"]
 ATTENTION_VALUES = dict(attention_heads=4, attention_dropout_rate=0.1, rel_pos_type="latest", zero_triu=False,
                         qk_norm=False, use_flash_attn=True, selfattention_layer_type="rel_selfattn",
@@ -287,6 +306,7 @@ ATTENTION_VALUES = dict(attention_heads=4, attention_dropout_rate=0.1, rel_pos_t
 PROBES = {
     "conformer": {
         **COMMON_PROBES,
+        **CHUNK_PROBES,
         "linear_units": (dict(linear_units=40), lambda e: _layer(e).feed_forward.w_1.out_features == 40),
         "normalize_before": (
             dict(normalize_before=False), lambda e: e.after_norm is None and not _layer(e).normalize_before
@@ -312,25 +332,12 @@ PROBES = {
         "stochastic_depth_rate": (
             dict(stochastic_depth_rate=[0.2, 0.4]), lambda e: [l.stochastic_depth_rate for l in e.encoders] == [0.2, 0.4]
         ),
-        "causal_conv": (dict(causal_conv=True), lambda e: e.causal_conv and all(l.causal_conv for l in e.encoders)),
-        "dynamic_chunk_training": (
-            dict(causal_conv=True, dynamic_chunk_training=True),
-            lambda e: any(e.train()._chunk_size() for _ in range(20)) and e.eval()._chunk_size() == 0,
-        ),
-        "chunk_size_range": (
-            dict(causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[3, 3], full_context_prob=0.0),
-            lambda e: {e.train()._chunk_size() for _ in range(5)} == {3},
-        ),
-        "full_context_prob": (
-            dict(causal_conv=True, dynamic_chunk_training=True, full_context_prob=1.0),
-            lambda e: {e.train()._chunk_size() for _ in range(5)} == {0},
-        ),
-        "decode_chunk_size": (dict(causal_conv=True, decode_chunk_size=2), lambda e: e.eval()._chunk_size() == 2),
         "selfattention_layer_type": None,
     },
     "branchformer": {
         **COMMON_PROBES,
         **CGMLP_PROBES,
+        **CHUNK_PROBES,
         "use_attn": (dict(use_attn=False), lambda e: _layer(e).summary_mixing is None),
         "use_cgmlp": (dict(use_cgmlp=False), lambda e: _layer(e).cgmlp is None),
         "merge_method": (dict(merge_method="learned_ave"), lambda e: hasattr(_layer(e), "pooling_proj1")),
@@ -346,6 +353,7 @@ PROBES = {
     "e_branchformer": {
         **COMMON_PROBES,
         **CGMLP_PROBES,
+        **CHUNK_PROBES,
         "use_ffn": (dict(use_ffn=True), lambda e: _layer(e).feed_forward is not None and _layer(e).feed_forward_macaron is None),
         "macaron_ffn": (dict(use_ffn=True, macaron_ffn=True), lambda e: _layer(e).feed_forward_macaron is not None),
         "ffn_activation_type": (

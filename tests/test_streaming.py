@@ -123,3 +123,32 @@ def test_streaming_refuses_what_it_cannot_stream():
         StreamingEncoder(tiny("branchformer"), 4)
     with pytest.raises(ValueError, match=r"feats must be \(1, n, features\)"):
         StreamingEncoder(tiny("conformer", causal_conv=True), 4).accept(torch.randn(2, 8, 20))
+
+
+@pytest.mark.parametrize("name, extra", [("conformer", dict(macaron_style=True)),
+                                         ("branchformer", dict(merge_method="concat")),
+                                         ("branchformer", dict(merge_method="fixed_ave")),
+                                         ("e_branchformer", dict(use_ffn=True, macaron_ffn=True, merge_conv_kernel=5))])
+def test_chunked_forward_of_every_encoder_sees_no_future(name, extra):
+    chunk = 4
+    enc = tiny(name, causal_conv=True, decode_chunk_size=chunk, **extra).eval()
+    x = torch.randn(2, 160, 20)
+    ilens = torch.tensor([160, 131])
+    with torch.no_grad():
+        y = enc(x, ilens)[0]
+        last = 2 * chunk - 1  # end of the second chunk
+        x2 = x.clone()
+        x2[:, 4 * last + 7:] -= 3.0
+        y2 = enc(x2, ilens)[0]
+    torch.testing.assert_close(y2[:, :last + 1], y[:, :last + 1])
+    assert not torch.allclose(y2[0, last + 1:], y[0, last + 1:])
+
+
+@pytest.mark.parametrize("name", ["conformer", "branchformer", "e_branchformer"])
+def test_dynamic_chunk_training_trains_every_encoder(name):
+    enc = tiny(name, causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[1, 8]).train()
+    x = torch.randn(2, 90, 20)
+    for _ in range(4):
+        out = enc(x, torch.tensor([90, 70]))[0]
+        out.pow(2).mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
