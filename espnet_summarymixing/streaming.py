@@ -47,9 +47,10 @@ class StreamingEncoder:
         encoder (SummaryMixingConformerEncoder): A model built with ``causal_conv=True``.
         chunk_size (Optional[int]): Frames after subsampling per chunk; default the encoder's
             ``decode_chunk_size``.
+        ctc: The model's CTC module, needed when the encoder uses ``interctc_use_conditioning``.
     """
 
-    def __init__(self, encoder: SummaryMixingConformerEncoder, chunk_size: Optional[int] = None):
+    def __init__(self, encoder: SummaryMixingConformerEncoder, chunk_size: Optional[int] = None, ctc=None):
         if not isinstance(encoder, SummaryMixingConformerEncoder):
             raise ValueError(f"encoder must be a SummaryMixingConformerEncoder, got {type(encoder).__name__}")
         if not encoder.causal_conv:
@@ -62,6 +63,9 @@ class StreamingEncoder:
             raise ValueError(f"input layer {type(embed).__name__} cannot be streamed")
         if isinstance(embed, torch.nn.Sequential) and isinstance(embed[0], torch.nn.Embedding):
             raise ValueError("input_layer='embed' (token input) cannot be streamed")
+        if encoder.interctc_use_conditioning and (ctc is None or encoder.conditioning_layer is None):
+            raise ValueError("this encoder conditions on intermediate CTC: pass ctc=<the model's CTC>")
+        self.ctc = ctc
         self.encoder = encoder.eval()
         self.chunk_size = chunk_size
         self.steps = SUBSAMPLING_STEPS.get(type(embed), ())
@@ -112,8 +116,12 @@ class StreamingEncoder:
     @torch.no_grad()
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         mask = torch.ones(1, 1, x.size(1), dtype=torch.bool, device=x.device)
-        for i, layer in enumerate(self.encoder.encoders):
+        enc = self.encoder
+        for i, layer in enumerate(enc.encoders):
             x, self.states[i] = layer.step(x, mask, self.states[i])
+            if enc.interctc_use_conditioning and i + 1 in enc.interctc_layer_idx:  # frame-wise
+                hidden = enc.after_norm(x) if enc._normalize_interctc and enc.after_norm is not None else x
+                x = x + enc.conditioning_layer(self.ctc.softmax(hidden))
         if self.encoder.after_norm is not None:
             x = self.encoder.after_norm(x)
         return x

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["resolve_model", "load_audio", "segments", "Transcriber", "main"]
+__all__ = ["resolve_model", "sample_rate", "load_audio", "segments", "Transcriber", "main"]
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
 
@@ -45,6 +45,16 @@ def resolve_model(model: str, cachedir: Optional[str] = None) -> Dict[str, str]:
 
         return ModelDownloader(cachedir).download_and_unpack(model)  # needs the network
     raise FileNotFoundError(f"--model {model}: no such file or directory, and not a hub id like user/name")
+
+
+def sample_rate(train_args) -> int:
+    """The sample rate a model was trained at (``frontend_conf.fs``, ESPnet's default 16 kHz)."""
+    fs = (getattr(train_args, "frontend_conf", None) or {}).get("fs", 16000)
+    if isinstance(fs, str):
+        import humanfriendly
+
+        fs = humanfriendly.parse_size(fs)
+    return int(fs)
 
 
 def load_audio(path: str, rate: int):
@@ -90,8 +100,7 @@ class Transcriber:
         files = resolve_model(model, cachedir)
         self.speech2text = Speech2Text(**files, device=device, beam_size=beam_size, ctc_weight=ctc_weight,
                                        nbest=1)
-        frontend = getattr(self.speech2text.asr_model, "frontend", None)
-        self.rate = int(getattr(frontend, "fs", 16000) or 16000)
+        self.rate = sample_rate(self.speech2text.asr_train_args)
         self.max_segment_seconds = max_segment_seconds
 
     def __call__(self, path: str) -> str:

@@ -98,23 +98,25 @@ def train_model(data, tmp_path_factory):
     """Train (once per session) a tiny ESPnet ASR model with the given encoder; return its dir."""
     cache = {}
 
-    def train(encoder):
-        if encoder not in cache:
-            cache[encoder] = _train(encoder, data, tmp_path_factory.mktemp(encoder))
-        return cache[encoder]
+    def train(encoder, normalize="utterance_mvn", **encoder_conf):
+        key = (encoder, normalize, repr(sorted(encoder_conf.items())))
+        if key not in cache:
+            conf = {**ENCODER_CONF[encoder], **encoder_conf}
+            cache[key] = _train(encoder, conf, normalize, data, tmp_path_factory.mktemp(encoder))
+        return cache[key]
 
     return train
 
 
-def _train(encoder, data, exp):
+def _train(encoder, encoder_conf, normalize, data, exp):
     config = {
         "encoder": encoder,
-        "encoder_conf": ENCODER_CONF[encoder],
+        "encoder_conf": encoder_conf,
         "decoder": "transformer",
         "decoder_conf": dict(attention_heads=2, linear_units=64, num_blocks=1),
         "model_conf": dict(ctc_weight=0.3, interctc_weight=0.3, lsm_weight=0.1),
         "frontend_conf": dict(n_fft=512, win_length=400, hop_length=160),
-        "normalize": "utterance_mvn",
+        "normalize": normalize,
         "optim": "adam",
         "optim_conf": dict(lr=0.002),
         "batch_type": "unsorted",
