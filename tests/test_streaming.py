@@ -152,3 +152,11 @@ def test_dynamic_chunk_training_trains_every_encoder(name):
         out = enc(x, torch.tensor([90, 70]))[0]
         out.pow(2).mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+
+
+def test_chunk_compute_measurement_runs(capsys):
+    from espnet_summarymixing import streaming
+
+    assert streaming.main(["--minutes", "0.2", "--chunk_sizes", "2,4", "--size", "16", "--blocks", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms |" in line]
+    assert len(rows) == 2 and rows[0].startswith("| 80 ms |") and rows[1].startswith("| 160 ms |")
