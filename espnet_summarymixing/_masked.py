@@ -19,7 +19,7 @@ from espnet.nets.pytorch_backend.transformer.multi_layer_conv import (
 )
 from espnet2.asr.layers.cgmlp import ConvolutionalGatingMLP
 
-__all__ = ["valid_frames", "conv_module", "cgmlp", "feed_forward", "depthwise_conv"]
+__all__ = ["valid_frames", "conv_module", "cgmlp", "feed_forward", "depthwise_conv", "causal_conv_step"]
 
 
 def valid_frames(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -72,18 +72,36 @@ def conv_module(
     return (out, cache) if causal else out
 
 
+def causal_conv_step(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, cache: Optional[torch.Tensor]):
+    """Streaming form of ``depthwise_conv(..., causal=True)``: x (B, T, C) and the previous
+    frames in ``cache`` -> output (B, T, C) and the next cache."""
+    out, cache = _causal_conv(conv, (x * valid).transpose(1, 2), cache)
+    return out.transpose(1, 2), cache
+
+
 def cgmlp(
-    module: ConvolutionalGatingMLP, x: torch.Tensor, valid: torch.Tensor, causal: bool = False
-) -> torch.Tensor:
-    """cgMLP on x (B, T, D), padding excluded from the spatial gating unit's convolution."""
+    module: ConvolutionalGatingMLP,
+    x: torch.Tensor,
+    valid: torch.Tensor,
+    causal: bool = False,
+    cache: Optional[torch.Tensor] = None,
+    streaming: bool = False,
+):
+    """cgMLP on x (B, T, D), padding excluded from the spatial gating unit's convolution.
+
+    With ``streaming`` (which implies causal), returns the output and the conv's next cache.
+    """
     csgu = module.csgu
     x = module.channel_proj1(x)  # (B, T, U)
     x_r, x_g = x.chunk(2, dim=-1)  # (B, T, U/2) each
-    x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid, causal)  # (B, T, U/2)
+    if streaming:
+        x_g, cache = causal_conv_step(csgu.conv, csgu.norm(x_g), valid, cache)  # (B, T, U/2)
+    else:
+        x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid, causal)  # (B, T, U/2)
     if csgu.linear is not None:
         x_g = csgu.linear(x_g)
-    out = csgu.dropout(x_r * csgu.act(x_g))  # (B, T, U/2)
-    return module.channel_proj2(out)  # (B, T, D)
+    out = module.channel_proj2(csgu.dropout(x_r * csgu.act(x_g)))  # (B, T, D)
+    return (out, cache) if streaming else out
 
 
 def feed_forward(module: torch.nn.Module, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -107,14 +107,28 @@ class _BranchformerLayer(torch.nn.Module):
             if torch.rand(1).item() < self.stochastic_depth_rate:
                 return x
             coeff = 1.0 / (1.0 - self.stochastic_depth_rate)
+        valid = _masked.valid_frames(mask, x.dtype)
         x1 = x2 = None
         if self.summary_mixing is not None:
             x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
-            x1 = self.dropout(x1)  # (B, T, D)
         if self.cgmlp is not None:
-            valid = _masked.valid_frames(mask, x.dtype)
             x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv)
-            x2 = self.dropout(x2)  # (B, T, D)
+        return self._merge(x, x1, x2, mask, coeff)
+
+    def step(self, x: torch.Tensor, mask: torch.Tensor, state):
+        """Streaming: one chunk with the previous chunks' state (None at the start)."""
+        mix_state, conv_cache = state if state is not None else (None, None)
+        valid = _masked.valid_frames(mask, x.dtype)
+        x1 = x2 = None
+        if self.summary_mixing is not None:
+            x1, mix_state = self.summary_mixing.forward_streaming(self.norm_mha(x), mask, mix_state)
+        if self.cgmlp is not None:
+            x2, conv_cache = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, cache=conv_cache, streaming=True)
+        return self._merge(x, x1, x2, mask, 1.0), (mix_state, conv_cache)
+
+    def _merge(self, x, x1, x2, mask, coeff):
+        x1 = None if x1 is None else self.dropout(x1)  # (B, T, D)
+        x2 = None if x2 is None else self.dropout(x2)  # (B, T, D)
         if not self.use_two_branches:
             merged = x1 if x2 is None else x2
         elif self.merge_method == "concat":

@@ -70,18 +70,52 @@ class _EBranchformerLayer(torch.nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
         valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
+
+        def branches(x):
+            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv)
+            x1 = None if self.summary_mixing is None else self.summary_mixing(
+                self.norm_mha(x), mask, chunk_size=chunk_size
+            )
+            return x1, x2
+
+        def fuse(x_concat):
+            return _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.causal_conv)
+
+        return self._block(x, branches, fuse)
+
+    def step(self, x: torch.Tensor, mask: torch.Tensor, state):
+        """Streaming: one chunk with the previous chunks' state (None at the start)."""
+        mix_state, cgmlp_cache, fusion_cache = state if state is not None else (None, None, None)
+        valid = _masked.valid_frames(mask, x.dtype)
+        new = {}
+
+        def branches(x):
+            x2, new["cgmlp"] = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, cache=cgmlp_cache,
+                                             streaming=True)
+            if self.summary_mixing is None:
+                new["mix"] = None
+                return None, x2
+            x1, new["mix"] = self.summary_mixing.forward_streaming(self.norm_mha(x), mask, mix_state)
+            return x1, x2
+
+        def fuse(x_concat):
+            out, new["fusion"] = _masked.causal_conv_step(self.depthwise_conv_fusion, x_concat, valid,
+                                                          fusion_cache)
+            return out
+
+        x = self._block(x, branches, fuse)
+        return x, (new["mix"], new["cgmlp"], new["fusion"])
+
+    def _block(self, x, branches, fuse):
         if self.feed_forward_macaron is not None:
             y = self.feed_forward_macaron(self.norm_ff_macaron(x))
             x = x + self.ff_scale * self.dropout(y)
-        x2 = self.dropout(_masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv))
-        if self.summary_mixing is None:  # the benchmark's lower bound: no global branch
-            x1 = torch.zeros_like(x2)
-        else:
-            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
-            x1 = self.dropout(x1)  # (B, T, D)
+        x1, x2 = branches(x)
+        x2 = self.dropout(x2)  # (B, T, D)
+        # x1 is None for the benchmark's lower bound: no global branch
+        x1 = torch.zeros_like(x2) if x1 is None else self.dropout(x1)  # (B, T, D)
         x_concat = torch.cat([x1, x2], dim=-1)  # (B, T, 2D)
-        fused = _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.causal_conv)
-        x = x + self.dropout(self.merge_proj(x_concat + fused))
+        x = x + self.dropout(self.merge_proj(x_concat + fuse(x_concat)))
         if self.feed_forward is not None:
             x = x + self.ff_scale * self.dropout(self.feed_forward(self.norm_ff(x)))
         return self.norm_final(x)

@@ -1,4 +1,4 @@
-"""Chunk-by-chunk encoding with a SummaryMixing Conformer, state carried between chunks.
+"""Chunk-by-chunk encoding with a SummaryMixing encoder, state carried between chunks.
 
 Each layer keeps one running (sum, count) of its summary branch and the last k - 1 frames of its
 depthwise convolution; the subsampling keeps the input frames whose outputs are not complete yet.
@@ -24,7 +24,7 @@ from espnet.nets.pytorch_backend.transformer.embedding import (
     ScaledPositionalEncoding,
 )
 
-from espnet_summarymixing._encoder_base import SUBSAMPLING_STEPS
+from espnet_summarymixing._encoder_base import SUBSAMPLING_STEPS, SummaryMixingEncoderBase
 from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
 
 __all__ = ["StreamingEncoder"]
@@ -44,15 +44,16 @@ class StreamingEncoder:
     """Feed features as they arrive; get encoder frames as soon as a chunk is complete.
 
     Args:
-        encoder (SummaryMixingConformerEncoder): A model built with ``causal_conv=True``.
+        encoder (SummaryMixingEncoderBase): Any of the three SummaryMixing encoders, built with
+            ``causal_conv=True``.
         chunk_size (Optional[int]): Frames after subsampling per chunk; default the encoder's
             ``decode_chunk_size``.
         ctc: The model's CTC module, needed when the encoder uses ``interctc_use_conditioning``.
     """
 
-    def __init__(self, encoder: SummaryMixingConformerEncoder, chunk_size: Optional[int] = None, ctc=None):
-        if not isinstance(encoder, SummaryMixingConformerEncoder):
-            raise ValueError(f"encoder must be a SummaryMixingConformerEncoder, got {type(encoder).__name__}")
+    def __init__(self, encoder: SummaryMixingEncoderBase, chunk_size: Optional[int] = None, ctc=None):
+        if not isinstance(encoder, SummaryMixingEncoderBase):
+            raise ValueError(f"encoder must be a SummaryMixing encoder, got {type(encoder).__name__}")
         if not encoder.causal_conv:
             raise ValueError("the encoder needs causal_conv=True to be streamed: its convolutions look ahead")
         chunk_size = encoder.decode_chunk_size if chunk_size is None else chunk_size
