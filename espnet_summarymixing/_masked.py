@@ -43,9 +43,16 @@ def depthwise_conv(
 ) -> torch.Tensor:
     """Apply a time convolution to x (B, T, C) after zeroing its padded frames; with
     ``causal`` the output at t sees frames t - k + 1 .. t only."""
-    h = (x * valid).transpose(1, 2)  # (B, C, T)
-    out = _causal_conv(conv, h, None)[0] if causal else conv(h)
-    return out.transpose(1, 2)  # (B, T, C)
+    if causal:
+        return causal_conv_step(conv, x, valid, None)[0]
+    return conv((x * valid).transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+
+
+def causal_conv_step(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, cache: Optional[torch.Tensor]):
+    """Streaming form of ``depthwise_conv(..., causal=True)``: x (B, T, C) and the previous
+    frames in ``cache`` -> output (B, T, C) and the next cache."""
+    out, cache = _causal_conv(conv, (x * valid).transpose(1, 2), cache)
+    return out.transpose(1, 2), cache
 
 
 def conv_module(
@@ -54,29 +61,23 @@ def conv_module(
     valid: torch.Tensor,
     causal: bool = False,
     cache: Optional[torch.Tensor] = None,
+    streaming: bool = False,
 ):
     """Conformer convolution module on x (B, T, D), padding excluded from the depthwise conv.
 
-    Returns the output (B, T, D); with ``causal`` also the depthwise conv's next cache
-    (B, D, k - 1), so that a stream of chunks gives the same output as the whole sequence.
+    With ``streaming`` (which implies causal), returns the output and the depthwise conv's next
+    cache (B, D, k - 1), so that a stream of chunks gives the same output as the whole sequence.
     """
     x = module.pointwise_conv1(x.transpose(1, 2))  # (B, 2D, T)
     x = torch.nn.functional.glu(x, dim=1)  # (B, D, T)
     x = x * valid.transpose(1, 2)
-    if causal:
+    if causal or streaming:
         x, cache = _causal_conv(module.depthwise_conv, x, cache)  # (B, D, T)
     else:
         x = module.depthwise_conv(x)  # (B, D, T)
     x = module.activation(module.norm(x))
     out = module.pointwise_conv2(x).transpose(1, 2)  # (B, T, D)
-    return (out, cache) if causal else out
-
-
-def causal_conv_step(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, cache: Optional[torch.Tensor]):
-    """Streaming form of ``depthwise_conv(..., causal=True)``: x (B, T, C) and the previous
-    frames in ``cache`` -> output (B, T, C) and the next cache."""
-    out, cache = _causal_conv(conv, (x * valid).transpose(1, 2), cache)
-    return out.transpose(1, 2), cache
+    return (out, cache) if streaming else out
 
 
 def cgmlp(

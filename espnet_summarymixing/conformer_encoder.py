@@ -97,8 +97,7 @@ class _ConformerLayer(torch.nn.Module):
             return self.summary_mixing(y, mask, chunk_size=chunk_size)
 
         def conv(y):
-            out = _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv)
-            return out[0] if self.causal_conv else out
+            return _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv)
 
         return self._blocks(x, valid, mix, conv, coeff)
 
@@ -114,7 +113,7 @@ class _ConformerLayer(torch.nn.Module):
             return out
 
         def conv(y):
-            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, True, conv_cache)
+            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, cache=conv_cache, streaming=True)
             return out
 
         x = self._blocks(x, valid, mix, conv, 1.0)
