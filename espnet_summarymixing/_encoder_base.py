@@ -187,16 +187,21 @@ def build_input_layer(
     return torch.nn.Sequential(pos_enc)
 
 
+def subsampled_frames(embed: torch.nn.Module, frames):
+    """Frames that ``embed`` outputs from ``frames`` valid input frames (int or tensor), counting
+    only outputs whose receptive field lies inside the input (may be 0 or negative)."""
+    for lost, stride in SUBSAMPLING_STEPS[type(embed)]:
+        frames = (frames - lost + stride - 1) // stride
+    return frames
+
+
 def subsampled_mask(embed: torch.nn.Module, masks: torch.Tensor, frames: int) -> torch.Tensor:
     """Validity mask (B, 1, frames) after ``embed``: frames that see only valid input.
 
     An utterance shorter than the subsampling's receptive field keeps one frame, as in
     ESPnet (alone, it raises TooShortUttError).
     """
-    lengths = masks.squeeze(1).sum(-1)  # (B,)
-    for lost, stride in SUBSAMPLING_STEPS[type(embed)]:
-        lengths = torch.div(lengths - lost + stride - 1, stride, rounding_mode="floor")
-    lengths = lengths.clamp(min=1, max=frames)
+    lengths = subsampled_frames(embed, masks.squeeze(1).sum(-1)).clamp(min=1, max=frames)  # (B,)
     return ~make_pad_mask(lengths, maxlen=frames)[:, None, :].to(masks.device)  # (B, 1, T')
 
 

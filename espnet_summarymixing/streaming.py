@@ -24,7 +24,11 @@ from espnet.nets.pytorch_backend.transformer.embedding import (
     ScaledPositionalEncoding,
 )
 
-from espnet_summarymixing._encoder_base import SUBSAMPLING_STEPS, SummaryMixingEncoderBase
+from espnet_summarymixing._encoder_base import (
+    SUBSAMPLING_STEPS,
+    SummaryMixingEncoderBase,
+    subsampled_frames,
+)
 from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
 
 __all__ = ["StreamingEncoder"]
@@ -80,23 +84,20 @@ class StreamingEncoder:
         self.position = 0  # subsampled frames produced so far
         self.states: List[Optional[tuple]] = [None] * len(self.encoder.encoders)
 
-    def _complete_outputs(self, frames: int) -> int:
-        for lost, stride in self.steps:
-            frames = max(0, (frames - lost + stride - 1) // stride)
-        return frames
-
     @torch.no_grad()
     def _embed(self, feats: torch.Tensor) -> torch.Tensor:
         self.buffer = feats if self.buffer is None else torch.cat([self.buffer, feats], dim=1)
-        n = self._complete_outputs(self.buffer.size(1))
+        n = self.buffer.size(1)
+        if self.steps:
+            n = max(0, subsampled_frames(self.encoder.embed, n))
         if n == 0:
             return self.buffer.new_zeros(1, 0, self.encoder.output_size())
         embed = self.encoder.embed
         pos = embed.out[-1] if self.steps else embed[-1]
         body = embed.out[:-1] if self.steps else embed[:-1]
         if self.steps:
-            x = self.buffer.unsqueeze(1) if "2d" in type(embed).__name__.lower() else self.buffer.transpose(1, 2)
-            x = embed.conv(x)
+            conv2d = isinstance(embed.conv[0], torch.nn.Conv2d)
+            x = embed.conv(self.buffer.unsqueeze(1) if conv2d else self.buffer.transpose(1, 2))
             if x.dim() == 4:  # (1, C, T', F')
                 b, c, t, f = x.size()
                 x = x.transpose(1, 2).contiguous().view(b, t, c * f)
@@ -123,8 +124,8 @@ class StreamingEncoder:
             if enc.interctc_use_conditioning and i + 1 in enc.interctc_layer_idx:  # frame-wise
                 hidden = enc.after_norm(x) if enc._normalize_interctc and enc.after_norm is not None else x
                 x = x + enc.conditioning_layer(self.ctc.softmax(hidden))
-        if self.encoder.after_norm is not None:
-            x = self.encoder.after_norm(x)
+        if enc.after_norm is not None:
+            x = enc.after_norm(x)
         return x
 
     def accept(self, feats: torch.Tensor) -> torch.Tensor:
