@@ -1,0 +1,255 @@
+"""The recipe template without training: option parsing, asr.sh's checks and messages, setup.sh,
+and AN4's data preparation."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipe_tools import ROOT, TEMPLATE
+
+AN4 = ROOT.parent / "shared" / "data" / "an4"
+AN4_RECIPE = ROOT / "egs2" / "an4" / "asr1"
+
+
+def bash(script, cwd, *args, env=None):
+    return subprocess.run(["bash", "-c", script, "script", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def venv_env(**extra):
+    """The environment of a user whose PATH starts with this interpreter's bin directory."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# utils/parse_options.sh
+PARSE = f"""
+nj=4
+asr_config=conf/a.yaml
+use_lm=false
+help_message="usage: try me"
+. {TEMPLATE / 'utils' / 'parse_options.sh'}
+echo "nj=$nj asr_config=$asr_config use_lm=$use_lm rest=$*"
+"""
+
+
+def test_options_set_variables_in_both_forms_and_keep_the_rest(tmp_path):
+    proc = bash(PARSE, tmp_path, "--nj", "8", "--asr-config=conf/b c.yaml", "--use_lm", "true", "pos1", "--nj", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "nj=8 asr_config=conf/b c.yaml use_lm=true rest=pos1 --nj 3"
+
+
+def test_double_dash_ends_the_options(tmp_path):
+    proc = bash(PARSE, tmp_path, "--nj", "2", "--", "--nj", "5")
+    assert proc.stdout.strip() == "nj=2 asr_config=conf/a.yaml use_lm=false rest=--nj 5"
+
+
+def test_config_file_is_sourced_in_order(tmp_path):
+    (tmp_path / "opts.sh").write_text("nj=16\nasr_config=from_file.yaml\n")
+    proc = bash(PARSE, tmp_path, "--config", "opts.sh", "--nj", "9")
+    assert proc.stdout.strip() == "nj=9 asr_config=from_file.yaml use_lm=false rest="
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--n_j", "3"], "unknown option --n_j"),
+        (["--nj"], "option --nj needs a value"),
+        (["--use_lm", "yes"], "option --use_lm takes true or false, got 'yes'"),
+        (["--config", "absent.sh"], "--config absent.sh: no such readable file"),
+        (["--bad!name", "1"], "invalid option name --bad!name"),
+    ],
+)
+def test_option_errors_name_the_option(tmp_path, args, message):
+    proc = bash(PARSE, tmp_path, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "--help" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_help_prints_the_callers_message(tmp_path):
+    proc = bash(PARSE, tmp_path, "--help")
+    assert proc.returncode == 0 and proc.stdout.strip() == "usage: try me"
+
+
+# ---------------------------------------------------------------------------------------------
+# setup.sh
+def test_setup_links_the_shared_parts_and_copies_the_rest(tmp_path):
+    target = tmp_path / "egs2" / "mine" / "asr1"
+    proc = subprocess.run([TEMPLATE / "setup.sh", target], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("asr.sh", "path.sh", "utils", "pyscripts"):
+        link = target / name
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+        assert link.resolve() == (TEMPLATE / name).resolve()
+    for name in ("cmd.sh", "db.sh", "conf/slurm.conf"):
+        assert not (target / name).is_symlink()
+        assert (target / name).read_text() == (TEMPLATE / name).read_text()
+    assert os.access(target / "run.sh", os.X_OK) and "./asr.sh" in (target / "run.sh").read_text()
+    # the placeholder data preparation refuses to run rather than pretending
+    proc = subprocess.run(["local/data.sh"], cwd=target, capture_output=True, text=True)
+    assert proc.returncode == 1 and "still to be written" in proc.stderr
+    # a second run keeps what the user edited
+    (target / "run.sh").write_text("edited\n")
+    subprocess.run([TEMPLATE / "setup.sh", target], check=True, capture_output=True)
+    assert (target / "run.sh").read_text() == "edited\n"
+
+
+def test_setup_without_argument_shows_usage():
+    proc = subprocess.run([TEMPLATE / "setup.sh"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Usage:" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# asr.sh's checks, run from a recipe directory made by setup.sh
+@pytest.fixture
+def recipe(tmp_path):
+    target = tmp_path / "egs2" / "toy" / "asr1"
+    subprocess.run([TEMPLATE / "setup.sh", target], check=True, capture_output=True)
+    (target / "conf" / "train.yaml").write_text("max_epoch: 1\n")
+    return target
+
+
+SETS = ["--train_set", "tr", "--valid_set", "dv", "--test_sets", "ev"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--valid_set", "dv", "--test_sets", "ev"], "--train_set is required"),
+        (["--train_set", "tr", "--test_sets", "ev"], "--valid_set is required"),
+        ([*SETS, "--token_type", "phone"], "--token_type must be char, bpe or word, got 'phone'"),
+        ([*SETS, "--ngpu", "two"], "--ngpu must be auto or a non-negative integer, got 'two'"),
+        ([*SETS, "--nj", "0"], "--nj and --inference_nj must be at least 1"),
+        ([*SETS, "--stage", "x"], "--stage must be a non-negative integer, got 'x'"),
+        ([*SETS, "--fs", "16kHz"], "--fs must be a rate like 16k or 16000, got '16kHz'"),
+        ([*SETS, "--audio_format", "mp3"], "--audio_format must be flac or wav, got 'mp3'"),
+        ([*SETS, "--asr_config", "conf/absent.yaml"], "--asr_config conf/absent.yaml: no such file"),
+        ([*SETS, "--feats_normalize", "cmvn"], "--feats_normalize must be global_mvn, utterance_mvn or none"),
+    ],
+)
+def test_asr_sh_rejects_bad_options_before_running_anything(recipe, args, message):
+    proc = subprocess.run(["./asr.sh", *args], cwd=recipe, capture_output=True, text=True, env=venv_env())
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert message in proc.stdout
+    assert not (recipe / "data").exists() and not (recipe / "exp").exists()
+
+
+def test_asr_sh_unknown_option_and_help(recipe):
+    proc = subprocess.run(["./asr.sh", "--asr_conf", "x"], cwd=recipe, capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown option --asr_conf" in proc.stderr
+    proc = subprocess.run(["./asr.sh", "--help"], cwd=recipe, capture_output=True, text=True)
+    assert proc.returncode == 0
+    for words in ("10 feature statistics", "13 scoring (WER, CER, TER)", "--speed_perturb_factors", "--inference_nj (4)"):
+        assert words in proc.stdout
+
+
+def test_asr_sh_names_the_stage_that_produces_a_missing_input(recipe):
+    proc = subprocess.run(["./asr.sh", *SETS, "--stage", "10", "--stop_stage", "10", "--asr_config", "conf/train.yaml",
+                           "--token_type", "char"], cwd=recipe, capture_output=True, text=True, env=venv_env())
+    assert proc.returncode == 1
+    assert "dump/raw/tr/wav.scp not found: stages 4-5 write it" in proc.stdout
+
+
+def test_asr_sh_stage_1_reports_the_failing_data_preparation(recipe):
+    proc = subprocess.run(["./asr.sh", *SETS, "--stop_stage", "1"], cwd=recipe, capture_output=True, text=True,
+                          env=venv_env())
+    assert proc.returncode != 0
+    assert "still to be written" in proc.stderr
+
+
+def test_cmd_sh_rejects_an_unknown_backend(recipe):
+    proc = bash(". ./cmd.sh", recipe, env=venv_env(cmd_backend="pbs"))
+    assert proc.returncode == 1 and "cmd_backend must be local or slurm, got 'pbs'" in proc.stderr
+    proc = bash(". ./cmd.sh; echo $train_cmd $decode_cmd", recipe, env=venv_env(cmd_backend="slurm"))
+    assert proc.stdout.split() == ["utils/slurm.pl", "utils/slurm.pl"]
+
+
+# ---------------------------------------------------------------------------------------------
+# AN4's data preparation
+def run_prep(*args):
+    return subprocess.run([sys.executable, AN4_RECIPE / "local" / "data_prep.py", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def lines(path):
+    return path.read_text().splitlines()
+
+
+@pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason="needs ../shared/data/an4")
+def test_an4_preparation_gives_espnets_sets(tmp_path):
+    proc = run_prep(AN4, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sizes = {name: len(lines(tmp_path / name / "text")) for name in ("train", "train_nodev", "train_dev", "test")}
+    assert sizes == {"train": 948, "train_nodev": 848, "train_dev": 100, "test": 130}
+    text = dict(line.split(" ", 1) for line in lines(tmp_path / "train" / "text"))
+    assert text["fash-an251-b"] == "YES"  # <s> and </s> removed, speaker-first id
+    train = lines(tmp_path / "train" / "text")
+    assert lines(tmp_path / "train_dev" / "text") == train[:100] and lines(tmp_path / "train_nodev" / "text") == train[100:]
+    for name in sizes:
+        scp = dict(line.split(" ", 1) for line in lines(tmp_path / name / "wav.scp"))
+        assert set(scp) == {line.split(" ", 1)[0] for line in lines(tmp_path / name / "text")}
+        assert all(Path(p).is_file() for p in scp.values())
+        spk = {line.split()[0] for line in lines(tmp_path / name / "spk2utt")}
+        assert spk == {line.split()[1] for line in lines(tmp_path / name / "utt2spk")}
+
+
+def make_tree(root, train, test, ext=".wav"):
+    """A tiny AN4-layout tree: {utt-spk-b: words} per part; empty audio files with ``ext``."""
+    for part, utts, wav in (("train", train, "an4_clstk"), ("test", test, "an4test_clstk")):
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        (root / "etc" / f"an4_{part}.transcription").write_text(
+            "".join(f"<s> {words} </s> ({name})\n" for name, words in utts.items()))
+        for name in utts:
+            spk = name.split("-")[1]
+            (root / "wav" / wav / spk).mkdir(parents=True, exist_ok=True)
+            (root / "wav" / wav / spk / f"{name}{ext}").write_bytes(b"")
+
+
+def test_an4_preparation_accepts_sph_and_names_a_transcript_without_audio(tmp_path):
+    train = {"an1-aaa-b": "YES", "an2-aaa-b": "NO", "cen1-bbb-b": "A B C"}
+    make_tree(tmp_path / "an4", train, {"an9-ccc-b": "GO"}, ext=".sph")
+    proc = run_prep(tmp_path / "an4", tmp_path / "data", "--ndev", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert lines(tmp_path / "data" / "train_dev" / "text") == ["aaa-an1-b YES"]
+    assert lines(tmp_path / "data" / "train_nodev" / "utt2spk") == ["aaa-an2-b aaa", "bbb-cen1-b bbb"]
+    assert lines(tmp_path / "data" / "test" / "wav.scp")[0].endswith("an4test_clstk/ccc/an9-ccc-b.sph")
+
+    (tmp_path / "an4" / "wav" / "an4_clstk" / "aaa" / "an2-aaa-b.sph").unlink()
+    out = tmp_path / "data2"
+    proc = run_prep(tmp_path / "an4", out, "--ndev", 1)
+    assert proc.returncode == 1
+    assert "an4_train.transcription:2: no audio for an2-aaa-b" in proc.stderr
+    assert ".sph, .wav, .flac" in proc.stderr
+    assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("<s> YES </s>\n", "expected '<words> (<utterance>)'"),
+        ("<s> YES </s> (an1-aaa)\n", "is not <utt>-<speaker>-<mic>"),
+        ("<s> </s> (an1-aaa-b)\n", "empty transcript for an1-aaa-b"),
+        ("<s> YES </s> (an1-aaa-b)\n<s> NO </s> (an1-aaa-b)\n", "an1-aaa-b already listed on line 1"),
+    ],
+)
+def test_an4_preparation_rejects_malformed_transcripts(tmp_path, line, message):
+    make_tree(tmp_path / "an4", {"an1-aaa-b": "YES", "an2-aaa-b": "NO"}, {"an9-ccc-b": "GO"})
+    (tmp_path / "an4" / "etc" / "an4_train.transcription").write_text(line)
+    proc = run_prep(tmp_path / "an4", tmp_path / "data")
+    assert proc.returncode == 1 and message in proc.stderr and "an4_train.transcription" in proc.stderr
+
+
+def test_an4_data_sh_names_a_wrong_corpus_location(tmp_path):
+    proc = subprocess.run(["local/data.sh"], cwd=AN4_RECIPE, capture_output=True, text=True,
+                          env=venv_env(AN4=str(tmp_path)))
+    assert proc.returncode == 1
+    assert f"{tmp_path} is not an AN4 tree" in proc.stdout
+    assert not (AN4_RECIPE / "downloads").exists()
