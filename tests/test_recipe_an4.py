@@ -107,7 +107,7 @@ def env(an4: Path):
 
 OPTIONS = [
     "--local_data_opts", f"--ndev_utt {N_DEV}", "--speed_perturb_factors", "0.9 1.0 1.1",
-    "--token_type", "bpe", "--nbpe", "20", "--nj", "2", "--inference_nj", "2", "--ngpu", "0",
+    "--token_type", "bpe", "--nbpe", "40", "--nj", "2", "--inference_nj", "2", "--ngpu", "0",
     "--asr_config", "conf/tiny_asr.yaml", "--inference_config", "conf/tiny_decode.yaml",
     "--use_lm", "true", "--lm_config", "conf/tiny_lm.yaml", "--asr_tag", "tiny",
 ]
@@ -164,9 +164,9 @@ def test_data_preparation_and_speed_perturbation(full_run):
 
 def test_tokens_statistics_and_training(full_run):
     recipe, _, _ = full_run
-    tokens = (recipe / "data" / "en_token_list" / "bpe_unigram20" / "tokens.txt").read_text().split()
+    tokens = (recipe / "data" / "en_token_list" / "bpe_unigram40" / "tokens.txt").read_text().split()
     assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
-    stats = recipe / "exp" / "asr_stats_raw_en_bpe20_sp"
+    stats = recipe / "exp" / "asr_stats_raw_en_bpe40_sp"
     assert (stats / "train" / "feats_stats.npz").is_file()
     assert len(keys(stats / "train" / "speech_shape")) == len(keys(recipe / "dump" / "raw" / "train_nodev_sp" / "text"))
     exp = recipe / "exp" / "asr_tiny"
@@ -177,7 +177,8 @@ def test_tokens_statistics_and_training(full_run):
     assert config["frontend_conf"]["n_mels"] == 40 and config["frontend_conf"]["fs"] == "16k"
     assert (exp / "valid.acc.ave.pth").exists() and (exp / "1epoch.pth").exists()
     assert int((exp / "train_time.txt").read_text()) > 0
-    assert "./run.sh" in (exp / "run_command.txt").read_text()
+    command = (exp / "run_command.txt").read_text()  # the exact asr.sh command, for RESULTS.md
+    assert command.startswith("./asr.sh ") and "--asr_config conf/tiny_asr.yaml" in command
     assert (recipe / "exp" / "lm_tiny_lm_en_bpe" / "valid.loss.ave.pth").exists()
 
 
@@ -222,27 +223,27 @@ def test_packed_model_decodes_in_a_fresh_interpreter(full_run, tmp_path):
     assert "HYP " in proc.stdout
 
 
-def test_interrupted_training_resumes_and_stages_rerun(full_run):
+def test_stages_rerun_and_an_interrupted_training_resumes(full_run):
     recipe, an4, _ = full_run
     exp = recipe / "exp" / "asr_tiny"
-    first = (exp / "1epoch.pth").stat().st_mtime_ns
+    # formatting again keeps the audio already formatted
     formatted = recipe / "dump" / "raw" / "test" / "data"
     mtimes = {p: p.stat().st_mtime_ns for p in formatted.iterdir()}
+    run_recipe(recipe, an4, "--stage", "3", "--stop_stage", "3")
+    assert {p: p.stat().st_mtime_ns for p in formatted.iterdir()} == mtimes
+    # decoding and scoring again give the same hypotheses and tables
+    decode = next(exp.glob("decode_*"))
+    before = [(decode / "test" / f).read_text() for f in ("text", "score_cer/scores.json")]
+    run_recipe(recipe, an4, "--stage", "12", "--stop_stage", "13")
+    assert [(decode / "test" / f).read_text() for f in ("text", "score_cer/scores.json")] == before
     # a training stopped after epoch 1 of 2 goes on from its checkpoint when stage 11 is run again
+    first = (exp / "1epoch.pth").stat().st_mtime_ns
     proc = run_recipe(recipe, an4, "--stage", "11", "--stop_stage", "11", "--asr_args", "--max_epoch 2",
                       "--asr_exp", str(exp))
     assert "resuming from" in proc.stdout
     assert (exp / "2epoch.pth").exists() and (exp / "1epoch.pth").stat().st_mtime_ns == first
     log = (exp / "train.log").read_text()
     assert "2epoch results" in log and "1epoch results" not in log
-    # formatting again keeps the audio already formatted
-    run_recipe(recipe, an4, "--stage", "3", "--stop_stage", "3")
-    assert {p: p.stat().st_mtime_ns for p in formatted.iterdir()} == mtimes
-    # decoding and scoring again give the same hypotheses
-    decode = next(exp.glob("decode_*"))
-    before = (decode / "test" / "text").read_text()
-    run_recipe(recipe, an4, "--stage", "12", "--stop_stage", "13", "--asr_exp", str(exp))
-    assert (decode / "test" / "text").read_text() == before
 
 
 def test_broken_audio_stops_stage_3_naming_the_file_and_keeps_earlier_outputs(tmp_path):

@@ -253,3 +253,20 @@ def test_an4_data_sh_names_a_wrong_corpus_location(tmp_path):
     assert proc.returncode == 1
     assert f"{tmp_path} is not an AN4 tree" in proc.stdout
     assert not (AN4_RECIPE / "downloads").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# pyscripts/follow_training.py: the one-line-per-epoch progress of stage 11
+def test_training_progress_line_from_espnets_epoch_results():
+    from recipe_tools import load_pyscript
+
+    follow = load_pyscript("follow_training")
+    line = ("[vm] 2026-11-26 11:33:40,490 (trainer:394) INFO: 11epoch results: [train] iter_time=0.005, "
+            "loss_ctc=5.740, acc=0.719, loss=12.237, train_time=0.539, time=1 hour, 2 minutes and 12.45 seconds, "
+            "total_count=1474, [valid] loss_ctc=19.817, cer_ctc=0.284, acc=0.664, cer=0.716, wer=0.742, "
+            "loss=18.091, time=2.45 seconds, total_count=176, [att_plot] time=1.94 seconds, total_count=0")
+    assert follow.summarize(line, 18) == (
+        "epoch 11/18, train loss 12.24, valid loss 18.091, valid acc 0.664, valid cer_ctc 0.284, "
+        "valid cer 0.716, valid wer 0.742, 3732 s")
+    assert follow.summarize("INFO: 11epoch:train:1-10batch: loss=3.0", 18) is None
+    assert follow.duration("time=26.14 seconds, total_count=268") == pytest.approx(26.14)

@@ -192,7 +192,9 @@ fi
 [ -n "${lm_exp}" ] || lm_exp="${expdir}/lm_${lm_tag}"
 lm_stats_dir="${expdir}/lm_stats_${lang}_${token_type}"
 if [ -z "${inference_tag}" ]; then
-    if [ -n "${inference_config}" ]; then inference_tag="$(basename "${inference_config}" .yaml)"; else inference_tag=inference; fi
+    # decode_<config name>...: the config name, with "decode_" put in front when it lacks it
+    if [ -n "${inference_config}" ]; then inference_tag="$(basename "${inference_config}" .yaml)"; else inference_tag=default; fi
+    [[ "${inference_tag}" == decode* ]] || inference_tag="decode_${inference_tag}"
     if [ -n "${inference_args}" ]; then inference_tag+="$(echo "${inference_args}" | sed -e 's/--/_/g' -e 's/[ |=]//g')"; fi
     if "${use_lm}"; then inference_tag+="_lm_$(basename "${lm_exp}")_$(echo "${inference_lm}" | sed -e 's/\//_/g' -e 's/\.[^.]*$//g')"; fi
     inference_tag+="_asr_model_$(echo "${inference_asr_model}" | sed -e 's/\//_/g' -e 's/\.[^.]*$//g')"
@@ -341,7 +343,7 @@ if "${use_lm}"; then
         "${python}" -m espnet2.bin.launch --cmd "${cuda_cmd} --name lm_train" --log "${lm_exp}/train.log" \
             --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${lm_exp}/.dist_init_" \
             --multiprocessing_distributed true -- \
-            "${python}" pyscripts/lm_train.py --use_preprocessor true "${token_opts[@]}" \
+            "${python}" pyscripts/train.py lm --use_preprocessor true "${token_opts[@]}" \
                 --train_data_path_and_name_and_type "${lm_train_text},text,text" \
                 --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
                 --train_shape_file "${lm_stats_dir}/train/text_shape.${token_type}" \
@@ -421,7 +423,7 @@ if run_stage 11; then
     "${python}" -m espnet2.bin.launch --cmd "${cuda_cmd} --name $(basename "${asr_exp}")" --log "${asr_exp}/train.log" \
         --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_" \
         --multiprocessing_distributed true -- \
-        "${python}" pyscripts/asr_train.py --use_preprocessor true "${token_opts[@]}" \
+        "${python}" pyscripts/train.py asr --use_preprocessor true "${token_opts[@]}" \
             --train_data_path_and_name_and_type "${data_feats}/${train_set_sp}/wav.scp,speech,sound" \
             --train_data_path_and_name_and_type "${data_feats}/${train_set_sp}/text,text,text" \
             --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \

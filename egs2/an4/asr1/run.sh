@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CMU AN4 (spelled letters and digits, 0.8 h) with a SummaryMixing Conformer, sized to train and
 # decode on a 2-core CPU in under half an hour. Options of asr.sh can be added, e.g.
-#     ./run.sh --asr_config conf/tuning/train_asr_conformer_e6_size144_mlp576_heads4.yaml   # self-attention baseline
+#     ./run.sh --asr_config conf/tuning/train_asr_conformer_e6_size144_mlp576_heads4_k15.yaml # self-attention baseline
 #     ./run.sh --stage 12                                                                   # decode again
 set -euo pipefail
 

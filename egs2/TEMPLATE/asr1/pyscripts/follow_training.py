@@ -22,6 +22,15 @@ RESULTS = re.compile(r"(\d+)epoch results: (.*)")
 FIELD = re.compile(r"(\w+)=([-+.\deE]+|nan|inf)")
 
 
+def duration(results: str):
+    """Seconds of the first ``time=`` of a results line: ESPnet writes it like "1 minute and 12.45 seconds"."""
+    match = re.search(r"\btime=((?:[\d.]+ (?:hour|minute|second)s?(?:, | and )?)+)", results)
+    if match is None:
+        return None
+    units = {"hour": 3600, "minute": 60, "second": 1}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+) (hour|minute|second)s?", match.group(1)))
+
+
 def summarize(line: str, max_epoch: int):
     """The compact progress line for one ``<n>epoch results:`` log line, or None."""
     match = RESULTS.search(line)
@@ -38,9 +47,9 @@ def summarize(line: str, max_epoch: int):
     for key in ("loss", "acc", "cer_ctc", "cer", "wer"):
         if key in valid:
             shown.append(f"valid {key} {float(valid[key]):.3f}")
-    seconds = re.search(r"time=([\d.]+) seconds", rest)  # the training part's duration comes first
-    if seconds:
-        shown.append(f"{float(seconds.group(1)):.0f} s")
+    seconds = duration(rest)
+    if seconds is not None:
+        shown.append(f"{seconds:.0f} s")
     return ", ".join(shown)
 
 
