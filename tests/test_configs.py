@@ -8,7 +8,15 @@ import yaml
 
 from conftest import ROOT
 
-CONFIGS = sorted({p.resolve() for p in (ROOT / "conf").rglob("*.yaml")})
+AN4_CONF = ROOT / "egs2" / "an4" / "asr1" / "conf"
+CONFIGS = sorted({p.resolve() for p in [*(ROOT / "conf").rglob("*.yaml"), *(AN4_CONF / "tuning").glob("*.yaml")]})
+# (SummaryMixing config, its self-attention baseline): trained side by side, so equal but for the encoder
+PAIRS = [
+    (ROOT / "conf" / "tuning" / "train_asr_summarymixing_conformer_e12_size256_mlp1024.yaml",
+     ROOT / "conf" / "tuning" / "train_asr_conformer_e12_size256_mlp1024_heads4.yaml"),
+    (AN4_CONF / "tuning" / "train_asr_summarymixing_conformer_e6_size144_mlp576_k15.yaml",
+     AN4_CONF / "tuning" / "train_asr_conformer_e6_size144_mlp576_heads4_k15.yaml"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +32,22 @@ def test_the_default_config_links_to_the_summarymixing_conformer():
     assert yaml.safe_load(default.read_text())["encoder"] == "summarymixing_conformer"
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_dry_runs(config, token_list, tmp_path):
+def dry_run(config, token_list, output_dir, task="asr"):
+    """``python -m espnet2.bin.<task>_train --dry_run true`` on a config (the model is built, nothing is
+    trained); fails with ESPnet's message if it fails. Returns (process, the config.yaml ESPnet saved)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "espnet2.bin.asr_train", "--dry_run", "true", "--config", str(config),
-         "--token_list", str(token_list), "--output_dir", str(tmp_path / "exp"),
+        [sys.executable, "-m", f"espnet2.bin.{task}_train", "--dry_run", "true", "--config", str(config),
+         "--token_list", str(token_list), "--output_dir", str(output_dir),
          "--use_tensorboard", "false", "--ngpu", "0"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())
+    return proc, yaml.safe_load((output_dir / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_dry_runs(config, token_list, tmp_path):
+    proc, saved = dry_run(config, token_list, tmp_path / "exp")
     source = yaml.safe_load(config.read_text())
     assert saved["encoder"] == source["encoder"]
     assert saved["encoder_conf"] == source["encoder_conf"]  # only the keys the user set
@@ -56,10 +70,9 @@ def test_parameter_parity_with_espnet_conformer():
     assert abs(ours / espnet - 1) <= 0.05, (ours, espnet)
 
 
-def test_configs_differ_from_the_baseline_only_in_the_encoder():
-    tuning = ROOT / "conf" / "tuning"
-    ours = yaml.safe_load((tuning / "train_asr_summarymixing_conformer_e12_size256_mlp1024.yaml").read_text())
-    base = yaml.safe_load((tuning / "train_asr_conformer_e12_size256_mlp1024_heads4.yaml").read_text())
+@pytest.mark.parametrize("pair", PAIRS, ids=[ours.name for ours, _ in PAIRS])
+def test_configs_differ_from_the_baseline_only_in_the_encoder(pair):
+    ours, base = (yaml.safe_load(p.read_text()) for p in pair)
     strip = lambda c: {k: v for k, v in c.items() if k not in ("encoder", "encoder_conf")}  # noqa: E731
     assert strip(ours) == strip(base)
     shared = set(ours["encoder_conf"]) & set(base["encoder_conf"])

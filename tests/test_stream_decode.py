@@ -75,3 +75,46 @@ def test_utterance_mvn_models_are_refused(train_model):
     model_dir = train_model("summarymixing_conformer")
     with pytest.raises(ValueError, match="utterance_mvn needs the whole utterance"):
         StreamingRecognizer(model_dir / "config.yaml", model_dir / "valid.acc.best.pth")
+
+
+def test_decoding_a_whole_set_streamed_and_offline(streaming_model, data, tmp_path):
+    scp = data["test"] / "wav.scp"
+    utts = [line.split() for line in scp.read_text().splitlines()]
+    base = [sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(streaming_model),
+            "--wav_scp", str(scp), "--block_ms", "100"]
+    for extra, name in (([], "stream"), (["--full_context"], "offline")):
+        proc = subprocess.run(base + extra + ["--output", str(tmp_path / name / "text")], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{len(utts)} utterances" in proc.stderr and "real-time factor" in proc.stderr
+    hyps = {name: dict((line.split(" ", 1) + [""])[:2] for line in (tmp_path / name / "text").read_text().splitlines())
+            for name in ("stream", "offline")}
+    assert sorted(hyps["stream"]) == sorted(u for u, _ in utts)
+
+    rec = StreamingRecognizer(streaming_model / "config.yaml", streaming_model / "valid.acc.best.pth")
+    for utt, wav in utts:
+        wave = torch.tensor(soundfile.read(wav, dtype="float32")[0])
+        assert hyps["stream"][utt] == rec.stream(wave, 1600)
+        # offline: the whole utterance with full context, then the same greedy CTC
+        enc_module = rec.model.encoder
+        enc_module.decode_chunk_size = 0
+        _, enc = _offline(rec, wave)
+        enc_module.decode_chunk_size = STREAMING["decode_chunk_size"]
+        best = rec.model.ctc.argmax(enc)[0].tolist()
+        ids = [t for i, t in enumerate(best) if t != 0 and (i == 0 or t != best[i - 1])]
+        assert hyps["offline"][utt] == rec.tokenizer.tokens2text(rec.converter.ids2tokens(ids))
+    assert rec.model.encoder.decode_chunk_size == STREAMING["decode_chunk_size"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["a.wav", "--wav_scp", "x.scp", "--output", "o"], "give either one audio file or --wav_scp"),
+    ([], "give either one audio file or --wav_scp"),
+    (["--wav_scp", "x.scp"], "--wav_scp needs --output"),
+    (["a.wav", "--full_context"], "--full_context only applies with --wav_scp"),
+])
+def test_stream_decode_argument_errors(args, message, capsys):
+    from espnet_summarymixing.stream_decode import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", "m.zip", *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -1,0 +1,20 @@
+# Which runner executes the recipe's jobs (statistics, training, decoding):
+#   local  this machine, jobs in parallel (utils/run.pl)
+#   slurm  a Slurm cluster through sbatch (utils/slurm.pl); site options (partition, account...) go
+#          in conf/slurm.conf, one sbatch option per line. Multi-node training (--num_nodes N) needs it.
+# Choose here or per run: cmd_backend=slurm ./run.sh ...
+cmd_backend=${cmd_backend:-local}
+
+case "${cmd_backend}" in
+    local)
+        export train_cmd="utils/run.pl"
+        export cuda_cmd="utils/run.pl"
+        export decode_cmd="utils/run.pl" ;;
+    slurm)
+        export train_cmd="utils/slurm.pl"
+        export cuda_cmd="utils/slurm.pl"
+        export decode_cmd="utils/slurm.pl" ;;
+    *)
+        echo "cmd.sh: cmd_backend must be local or slurm, got '${cmd_backend}'" >&2
+        return 1 ;;
+esac

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Stage 1 of the LibriSpeech 100 h recipe: Kaldi data directories data/<part> for the five parts it
+# uses (train_clean_100, dev_clean, dev_other, test_clean, test_other) and data/dev = dev_clean +
+# dev_other, the validation set of ESPnet's recipe.
+# The corpus is read from ${LIBRISPEECH} (db.sh, or the environment): the directory that holds
+# LibriSpeech/<part>/ (where the archives unpack) or the <part>/ directories themselves. When it is
+# empty, the official archives (openslr SLR12, about 7.6 GB) are downloaded into ${datadir}, their
+# SHA-256 checked; a download resumes where it stopped, and a re-run neither downloads nor extracts
+# a part again. The data preparation itself is the 960 h recipe's (local/data_prep.py is a link).
+set -euo pipefail
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (local/data.sh) $*"
+}
+SECONDS=0
+
+datadir=downloads       # where the archives are downloaded and extracted
+url_base=https://www.openslr.org/resources/12   # or a mirror: https://us.openslr.org/resources/12, https://openslr.elda.org/resources/12
+remove_archives=false   # delete each archive once extracted (saves about 7.6 GB)
+python=python3
+
+help_message="Usage: $0 [--datadir ${datadir}] [--url_base URL] [--remove_archives ${remove_archives}]"
+. utils/parse_options.sh
+[ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; }
+
+. ./path.sh
+. ./db.sh
+
+parts="train-clean-100 dev-clean dev-other test-clean test-other"
+
+# SHA-256 of the openslr archives, from torchaudio's LibriSpeech dataset (torchaudio/datasets/
+# librispeech.py, table _CHECKSUMS; unchanged from torchaudio 0.x to 2.9.1).
+sha256_of() {
+    case "$1" in
+        train-clean-100) echo d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2 ;;
+        dev-clean) echo 76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3 ;;
+        dev-other) echo 12661c48e8c3fe1de2c1caa4c3e135193bfb1811584f11f569dd12645aa84365 ;;
+        test-clean) echo 39fde525e59672dc6d1551919b1478f724438a95aa55f874b576be21967e6c23 ;;
+        test-other) echo d09c181bba5cf717b3dee7d4d592af11a3ee3a09e08ae025c5506f6ebe961c29 ;;
+        *) log "Error: no checksum for part '$1'"; return 1 ;;
+    esac
+}
+
+if [ -z "${LIBRISPEECH}" ]; then
+    log "LIBRISPEECH is empty in db.sh: downloading ${parts// /, } from ${url_base} into ${datadir}"
+    for part in ${parts}; do
+        marker=${datadir}/.${part}.tar.gz.extracted
+        if [ -f "${marker}" ] && [ -d "${datadir}/LibriSpeech/${part}" ]; then
+            log "${part}: already downloaded and extracted in ${datadir}/LibriSpeech/${part}"
+            continue
+        fi
+        rm -f "${marker}"  # extracted once, then deleted: extract it again
+        "${python}" pyscripts/download.py "${url_base}/${part}.tar.gz" "${datadir}/${part}.tar.gz" \
+            --sha256 "$(sha256_of "${part}")" --extract "${datadir}" \
+            || { log "Error: could not download or extract ${part} (re-running resumes the download)"; exit 1; }
+        if "${remove_archives}"; then rm -f "${datadir}/${part}.tar.gz"; fi
+    done
+    LIBRISPEECH=${datadir}
+fi
+
+log "preparing data/ from ${LIBRISPEECH}"
+# shellcheck disable=SC2086
+"${python}" local/data_prep.py "${LIBRISPEECH}" data --parts ${parts}
+"${python}" pyscripts/data_dir.py combine data/dev data/dev_clean data/dev_other
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,1 @@
+../../../librispeech/asr1/local/data_prep.py
