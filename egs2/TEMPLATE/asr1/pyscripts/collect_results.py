@@ -24,10 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-METRICS = ("wer", "cer", "ter")
-COLUMNS = ("Snt", "Wrd", "Corr", "Sub", "Del", "Ins", "Err", "S.Err")
-TABLE_HEADER = "|dataset|" + "|".join(COLUMNS) + "|"
-TABLE_RULE = "|" + "---|" * (len(COLUMNS) + 1)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from score import COLUMNS, METRICS, TABLE_HEADER, TABLE_RULE, table_row  # noqa: E402  (a sibling script)
+
 SCORES_PATTERN = "decode_*/<dataset>/score_{wer,cer,ter}/scores.json"
 
 
@@ -122,13 +121,6 @@ def read_scores(path: Path) -> dict:
     if missing:
         raise CollectError(f"{path}: missing {', '.join(missing)} (expected score.py's scores.json)")
     return scores
-
-
-def table_row(name: str, scores: dict) -> str:
-    """A results-table row: Snt and Wrd as counts, the rest as percentages with one decimal."""
-    cells = [name, str(scores["Snt"]), str(scores["Wrd"])]
-    cells += [f"{float(scores[key]):.1f}" for key in COLUMNS[2:]]
-    return "|" + "|".join(cells) + "|"
 
 
 def _state_dict(path: Path):
