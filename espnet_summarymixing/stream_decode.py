@@ -215,6 +215,8 @@ def main(argv=None) -> int:
         p.error("--wav_scp needs --output")
     if args.full_context and args.wav_scp is None:
         p.error("--full_context only applies with --wav_scp")
+    if args.full_context and args.chunk_size is None:
+        args.chunk_size = 1  # unused offline; a model trained with decode_chunk_size 0 has no default
     from espnet_summarymixing.transcribe import load_audio, resolve_model
 
     logging.disable(logging.WARNING)
