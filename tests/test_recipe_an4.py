@@ -197,7 +197,7 @@ def test_decoding_scoring_and_results(full_run):
             assert abs(scores["Err"] - scores["Sub"] - scores["Del"] - scores["Ins"]) < 1e-6
     results = (exp / "RESULTS.md").read_text()
     for words in ("## Environments", "### WER", "### CER", "### TER", "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|",
-                  f"/test|{N_TEST}|", "parameters", "training time"):
+                  f"/test|{N_TEST}|", "parameters", "training time", "|11|training|", "|13|scoring "):
         assert words in results
     assert "### WER" in proc.stdout  # the tables are shown at the end of the run
 
@@ -244,6 +244,7 @@ def test_stages_rerun_and_an_interrupted_training_resumes(full_run):
     assert (exp / "2epoch.pth").exists() and (exp / "1epoch.pth").stat().st_mtime_ns == first
     log = (exp / "train.log").read_text()
     assert "2epoch results" in log and "1epoch results" not in log
+    assert "epoch 2/2, train loss" in proc.stdout  # the progress line counts to --asr_args' max_epoch
 
 
 def test_broken_audio_stops_stage_3_naming_the_file_and_keeps_earlier_outputs(tmp_path):

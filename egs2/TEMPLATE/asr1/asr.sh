@@ -412,6 +412,7 @@ if run_stage 11; then
     mkdir -p "${asr_exp}"
     echo "${run_args}" > "${asr_exp}/run_command.txt"
     _max_epoch=$(awk '/^max_epoch:/ { print $2 }' "${asr_config}")
+    if [[ " ${asr_args} " =~ --max_epoch[=\ ]([0-9]+) ]]; then _max_epoch=${BASH_REMATCH[1]}; fi
     [ -e "${asr_exp}/checkpoint.pth" ] && log "resuming from ${asr_exp}/checkpoint.pth"
     log "training log: ${asr_exp}/train.log"
     _t0=${SECONDS}
@@ -490,9 +491,9 @@ if run_stage 13; then
                 --out_dir "${_dir}/score_${m}" > /dev/null
         done
     done
+    stage_done  # first, so that RESULTS.md's stage table has this stage too
     "${python}" pyscripts/collect_results.py --exp_dir "${asr_exp}" --out "${asr_exp}/RESULTS.md"
     cat "${asr_exp}/RESULTS.md"
-    stage_done
 fi
 fi  # skip_eval
 

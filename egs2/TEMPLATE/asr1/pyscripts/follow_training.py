@@ -72,10 +72,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    offset, pending = 0, ""
+    offset, pending, inode = 0, "", None
+    started = time.time()
     while True:
         running = _alive(args.pid) and not stop
-        if args.log.exists():
+        # a resumed training's launcher renames the old log and starts a new one: follow only a log
+        # written since this started, from its beginning when the file changes
+        info = args.log.stat() if args.log.exists() else None
+        if info is not None and info.st_mtime >= started - 1:
+            if info.st_ino != inode or info.st_size < offset:
+                offset, pending, inode = 0, "", info.st_ino
             with args.log.open(errors="replace") as f:
                 f.seek(offset)
                 pending += f.read()
