@@ -250,6 +250,7 @@ class SummaryMixingEncoderBase(AbsEncoder):
             )
         if not hasattr(self, "decode_chunk_size"):  # encoders without chunk-causal mode
             self.dynamic_chunk_training, self.decode_chunk_size = False, 0
+            self.causal_conv = self.chunk_conv = False
         self.interctc_layer_idx = interctc_layer_idx
         self.interctc_use_conditioning = interctc_use_conditioning
         self.conditioning_layer = None  # set by ESPnet's model when conditioning is used
@@ -264,6 +265,7 @@ class SummaryMixingEncoderBase(AbsEncoder):
     def _setup_chunks(
         self,
         causal_conv: bool,
+        chunk_conv: bool,
         dynamic_chunk_training: bool,
         chunk_size_range: Optional[List[int]],
         full_context_prob: float,
@@ -279,12 +281,18 @@ class SummaryMixingEncoderBase(AbsEncoder):
         check_range("full_context_prob", full_context_prob, 0.0, 1.0 + 1e-9)
         if decode_chunk_size < 0:
             raise ValueError(f"decode_chunk_size={decode_chunk_size} must be 0 (full context) or positive")
-        if (dynamic_chunk_training or decode_chunk_size) and not causal_conv:
+        if causal_conv and chunk_conv:
             raise ValueError(
-                "dynamic_chunk_training/decode_chunk_size need causal_conv=True: a centred "
-                "convolution would let every chunk see frames of the next one"
+                "causal_conv=True and chunk_conv=True exclude each other: choose left-only "
+                "convolutions (causal_conv) or convolutions cut at the end of each chunk (chunk_conv)"
+            )
+        if (dynamic_chunk_training or decode_chunk_size) and not (causal_conv or chunk_conv):
+            raise ValueError(
+                "dynamic_chunk_training/decode_chunk_size need causal_conv=True or chunk_conv=True: "
+                "a centred convolution would let every chunk see frames of the next one"
             )
         self.causal_conv = causal_conv
+        self.chunk_conv = chunk_conv
         self.dynamic_chunk_training = dynamic_chunk_training
         self.chunk_size_range = chunk_size_range
         self.full_context_prob = full_context_prob

@@ -19,7 +19,7 @@ from espnet.nets.pytorch_backend.transformer.multi_layer_conv import (
 )
 from espnet2.asr.layers.cgmlp import ConvolutionalGatingMLP
 
-__all__ = ["valid_frames", "conv_module", "cgmlp", "feed_forward", "depthwise_conv", "causal_conv_step"]
+__all__ = ["valid_frames", "conv_module", "cgmlp", "feed_forward", "depthwise_conv", "conv_step"]
 
 
 def valid_frames(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -27,31 +27,66 @@ def valid_frames(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.transpose(1, 2).to(dtype)  # (B, T, 1)
 
 
-def _causal_conv(conv: torch.nn.Conv1d, h: torch.Tensor, cache: Optional[torch.Tensor]):
-    """Left-context-only convolution of h (B, C, T), with the k - 1 previous frames in
-    ``cache`` (zeros when None). Returns the output (B, C, T) and the next cache."""
+def _conv(conv: torch.nn.Conv1d, h: torch.Tensor, **kwargs) -> torch.Tensor:
+    return torch.nn.functional.conv1d(h, conv.weight, conv.bias, groups=conv.groups, **kwargs)
+
+
+def _chunk_conv(conv: torch.nn.Conv1d, h: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Centred convolution of h (B, C, T) that sees no frame beyond the end of each frame's chunk
+    of ``chunk_size`` frames (the frames after it count as zeros). Each chunk is convolved with its
+    (k - 1) / 2 previous frames on the left and zeros on the right: (c + k - 1) / c times h's memory."""
+    r = (conv.kernel_size[0] - 1) // 2
+    b, d, t = h.shape
+    if chunk_size >= t or r == 0:
+        return _conv(conv, h, padding=r)
+    n = -(-t // chunk_size)
+    h = torch.nn.functional.pad(h, (r, n * chunk_size - t))  # (B, C, r + n c)
+    windows = h.unfold(2, r + chunk_size, chunk_size)  # (B, C, n, r + c): chunk i with r frames before
+    windows = torch.nn.functional.pad(windows, (0, r))  # (B, C, n, c + 2r): nothing of the next chunk
+    windows = windows.transpose(1, 2).reshape(b * n, d, chunk_size + 2 * r)
+    out = _conv(conv, windows)  # (B n, C, c)
+    return out.view(b, n, d, chunk_size).transpose(1, 2).reshape(b, d, n * chunk_size)[:, :, :t]
+
+
+def _time_conv(conv: torch.nn.Conv1d, h: torch.Tensor, causal: bool, chunk_size: int) -> torch.Tensor:
+    """The three contexts of a time convolution over h (B, C, T), zero outside the sequence:
+    centred (default), ``causal`` (frames t - k + 1 .. t) or, with ``chunk_size`` > 0 and not
+    causal, centred but cut at the end of each chunk (chunk-aware)."""
+    if causal:
+        return _conv_step(conv, h, None, causal=True)[0]
+    if chunk_size > 0:
+        return _chunk_conv(conv, h, chunk_size)
+    return conv(h)
+
+
+def _conv_step(conv: torch.nn.Conv1d, h: torch.Tensor, cache: Optional[torch.Tensor], causal: bool):
+    """Streaming convolution of one chunk h (B, C, T), with the previous frames in ``cache`` (zeros
+    when None): ``causal`` keeps k - 1 frames of left context, otherwise (chunk-aware) (k - 1) / 2
+    on the left and zeros for the (k - 1) / 2 frames after the chunk. Returns (B, C, T), next cache."""
     k = conv.kernel_size[0]
+    right = 0 if causal else (k - 1) // 2
+    left = k - 1 - right
     if cache is None:
-        cache = h.new_zeros(h.size(0), h.size(1), k - 1)
-    h = torch.cat([cache, h], dim=2)  # (B, C, k - 1 + T)
-    out = torch.nn.functional.conv1d(h, conv.weight, conv.bias, groups=conv.groups)  # (B, C, T)
-    return out, h[:, :, h.size(2) - (k - 1):]
+        cache = h.new_zeros(h.size(0), h.size(1), left)
+    h = torch.cat([cache, h], dim=2)  # (B, C, left + T)
+    out = _conv(conv, torch.nn.functional.pad(h, (0, right)))  # (B, C, T)
+    return out, h[:, :, h.size(2) - left:]
 
 
 def depthwise_conv(
-    conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, causal: bool = False
+    conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, causal: bool = False,
+    chunk_size: int = 0,
 ) -> torch.Tensor:
-    """Apply a time convolution to x (B, T, C) after zeroing its padded frames; with
-    ``causal`` the output at t sees frames t - k + 1 .. t only."""
-    if causal:
-        return causal_conv_step(conv, x, valid, None)[0]
-    return conv((x * valid).transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+    """Apply a time convolution to x (B, T, C) after zeroing its padded frames: centred, ``causal``
+    (the output at t sees frames t - k + 1 .. t only) or chunk-aware (``chunk_size`` > 0)."""
+    return _time_conv(conv, (x * valid).transpose(1, 2), causal, chunk_size).transpose(1, 2)
 
 
-def causal_conv_step(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, cache: Optional[torch.Tensor]):
-    """Streaming form of ``depthwise_conv(..., causal=True)``: x (B, T, C) and the previous
-    frames in ``cache`` -> output (B, T, C) and the next cache."""
-    out, cache = _causal_conv(conv, (x * valid).transpose(1, 2), cache)
+def conv_step(conv: torch.nn.Conv1d, x: torch.Tensor, valid: torch.Tensor, cache: Optional[torch.Tensor],
+              causal: bool = True):
+    """Streaming form of ``depthwise_conv``, causal or chunk-aware: x (B, T, C), one chunk, and the
+    previous frames in ``cache`` -> output (B, T, C) and the next cache."""
+    out, cache = _conv_step(conv, (x * valid).transpose(1, 2), cache, causal)
     return out.transpose(1, 2), cache
 
 
@@ -60,21 +95,24 @@ def conv_module(
     x: torch.Tensor,
     valid: torch.Tensor,
     causal: bool = False,
+    chunk_size: int = 0,
     cache: Optional[torch.Tensor] = None,
     streaming: bool = False,
 ):
     """Conformer convolution module on x (B, T, D), padding excluded from the depthwise conv.
 
-    With ``streaming`` (which implies causal), returns the output and the depthwise conv's next
-    cache (B, D, k - 1), so that a stream of chunks gives the same output as the whole sequence.
+    ``causal`` / ``chunk_size`` choose the depthwise convolution's context (see ``depthwise_conv``).
+    With ``streaming``, x is one chunk: returns the output and the depthwise conv's next cache
+    (causal, or chunk-aware when not ``causal``), so that a stream of chunks gives the output of the
+    chunked forward over the whole sequence.
     """
     x = module.pointwise_conv1(x.transpose(1, 2))  # (B, 2D, T)
     x = torch.nn.functional.glu(x, dim=1)  # (B, D, T)
     x = x * valid.transpose(1, 2)
-    if causal or streaming:
-        x, cache = _causal_conv(module.depthwise_conv, x, cache)  # (B, D, T)
+    if streaming:
+        x, cache = _conv_step(module.depthwise_conv, x, cache, causal)  # (B, D, T)
     else:
-        x = module.depthwise_conv(x)  # (B, D, T)
+        x = _time_conv(module.depthwise_conv, x, causal, chunk_size)  # (B, D, T)
     x = module.activation(module.norm(x))
     out = module.pointwise_conv2(x).transpose(1, 2)  # (B, T, D)
     return (out, cache) if streaming else out
@@ -85,20 +123,21 @@ def cgmlp(
     x: torch.Tensor,
     valid: torch.Tensor,
     causal: bool = False,
+    chunk_size: int = 0,
     cache: Optional[torch.Tensor] = None,
     streaming: bool = False,
 ):
     """cgMLP on x (B, T, D), padding excluded from the spatial gating unit's convolution.
 
-    With ``streaming`` (which implies causal), returns the output and the conv's next cache.
+    Contexts and ``streaming`` as in :func:`conv_module`.
     """
     csgu = module.csgu
     x = module.channel_proj1(x)  # (B, T, U)
     x_r, x_g = x.chunk(2, dim=-1)  # (B, T, U/2) each
     if streaming:
-        x_g, cache = causal_conv_step(csgu.conv, csgu.norm(x_g), valid, cache)  # (B, T, U/2)
+        x_g, cache = conv_step(csgu.conv, csgu.norm(x_g), valid, cache, causal)  # (B, T, U/2)
     else:
-        x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid, causal)  # (B, T, U/2)
+        x_g = depthwise_conv(csgu.conv, csgu.norm(x_g), valid, causal, chunk_size)  # (B, T, U/2)
     if csgu.linear is not None:
         x_g = csgu.linear(x_g)
     out = module.channel_proj2(csgu.dropout(x_r * csgu.act(x_g)))  # (B, T, D)

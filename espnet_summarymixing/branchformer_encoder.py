@@ -66,9 +66,11 @@ class _BranchformerLayer(torch.nn.Module):
         attn_branch_drop_rate: float,
         stochastic_depth_rate: float,
         causal_conv: bool = False,
+        chunk_conv: bool = False,
     ):
         super().__init__()
         self.causal_conv = causal_conv
+        self.chunk_conv = chunk_conv
         if merge_method == "fixed_ave" and cgmlp_weight == 0.0:
             cgmlp = None
         if merge_method == "fixed_ave" and cgmlp_weight == 1.0:
@@ -112,7 +114,8 @@ class _BranchformerLayer(torch.nn.Module):
         if self.summary_mixing is not None:
             x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
         if self.cgmlp is not None:
-            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv)
+            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
+                               chunk_size if self.chunk_conv else 0)
         return self._merge(x, x1, x2, mask, coeff)
 
     def step(self, x: torch.Tensor, mask: torch.Tensor, state):
@@ -123,7 +126,8 @@ class _BranchformerLayer(torch.nn.Module):
         if self.summary_mixing is not None:
             x1, mix_state = self.summary_mixing.forward_streaming(self.norm_mha(x), mask, mix_state)
         if self.cgmlp is not None:
-            x2, conv_cache = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, cache=conv_cache, streaming=True)
+            x2, conv_cache = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv, cache=conv_cache,
+                                           streaming=True)
         return self._merge(x, x1, x2, mask, 1.0), (mix_state, conv_cache)
 
     def _merge(self, x, x1, x2, mask, coeff):
@@ -190,8 +194,11 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_layer_idx (Optional[List[int]]): Intermediate CTC layers (default None).
         interctc_use_conditioning (bool): Self-conditioned CTC (default False).
         gradient_checkpoint_layers (Optional[List[int]]): Layers recomputed in backward.
-        causal_conv (bool): Time convolutions see past frames only (default False); needed
-            for chunk-causal training.
+        causal_conv (bool): Time convolutions see past frames only (default False), in every
+            mode. One way to make the model streamable.
+        chunk_conv (bool): Chunk-aware time convolutions (default False): centred in full
+            context, cut at the end of the chunk in a chunked forward and when streaming. The
+            other way to make the model streamable (see the Conformer's ``chunk_conv``).
         dynamic_chunk_training (bool): Each training batch draws a chunk size from
             ``chunk_size_range`` or, with probability ``full_context_prob``, full context
             (default False).
@@ -242,6 +249,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_use_conditioning: bool = False,
         gradient_checkpoint_layers: Optional[List[int]] = None,
         causal_conv: bool = False,
+        chunk_conv: bool = False,
         dynamic_chunk_training: bool = False,
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
@@ -276,7 +284,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         if not (use_attn or use_cgmlp):
             raise ValueError("use_attn=False and use_cgmlp=False: a block needs at least one branch")
         check_choice("merge_method", merge_method, MERGE_METHODS)
-        if merge_method == "learned_ave" and (causal_conv or dynamic_chunk_training or decode_chunk_size):
+        if merge_method == "learned_ave" and (causal_conv or chunk_conv or dynamic_chunk_training or decode_chunk_size):
             raise ValueError(
                 "merge_method='learned_ave' pools each branch over the whole utterance, which "
                 "a chunk-causal model must not see: use 'concat' or 'fixed_ave'"
@@ -297,7 +305,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
             summary_branch_norm, summary_dropout_rate,
         )
 
-        self._setup_chunks(causal_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
+        self._setup_chunks(causal_conv, chunk_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
                            decode_chunk_size)
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
@@ -319,6 +327,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
                 attn_branch_drop_rate[i],
                 stochastic_depth_rate[i],
                 causal_conv,
+                chunk_conv,
             )
             for i in range(num_blocks)
         )

@@ -52,10 +52,12 @@ class _ConformerLayer(torch.nn.Module):
         concat_after: bool,
         stochastic_depth_rate: float,
         causal_conv: bool = False,
+        chunk_conv: bool = False,
     ):
         super().__init__()
         self.size = size
         self.causal_conv = causal_conv
+        self.chunk_conv = chunk_conv
         self.summary_mixing = summary_mixing
         self.feed_forward = feed_forward
         self.feed_forward_macaron = feed_forward_macaron
@@ -84,7 +86,8 @@ class _ConformerLayer(torch.nn.Module):
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D).
 
         ``chunk_size`` > 0 makes the summary chunk-causal (each frame sees the utterance up to
-        the end of its chunk); with ``causal_conv`` the convolutions see no future frame.
+        the end of its chunk); with ``causal_conv`` the convolutions see no future frame, with
+        ``chunk_conv`` none beyond the end of the chunk.
         """
         coeff = 1.0
         if self.training and self.stochastic_depth_rate > 0:
@@ -97,7 +100,8 @@ class _ConformerLayer(torch.nn.Module):
             return self.summary_mixing(y, mask, chunk_size=chunk_size)
 
         def conv(y):
-            return _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv)
+            return _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv,
+                                       chunk_size=chunk_size if self.chunk_conv else 0)
 
         return self._blocks(x, valid, mix, conv, coeff)
 
@@ -113,7 +117,8 @@ class _ConformerLayer(torch.nn.Module):
             return out
 
         def conv(y):
-            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, cache=conv_cache, streaming=True)
+            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv,
+                                                   cache=conv_cache, streaming=True)
             return out
 
         x = self._blocks(x, valid, mix, conv, 1.0)
@@ -185,8 +190,13 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         max_pos_emb_len (int): Initial length of the positional table (default 5000).
         gradient_checkpoint_layers (Optional[List[int]]): Layers to recompute in the backward
             pass, 0 = input layer (default None).
-        causal_conv (bool): Convolution modules see past frames only (default False); needed
-            for chunk-causal training and streaming.
+        causal_conv (bool): Convolution modules see past frames only (default False), in
+            every mode. One way to make the model streamable.
+        chunk_conv (bool): Chunk-aware convolutions (default False): centred as usual in full
+            context, but in a chunked forward (and when streaming) a frame sees no frame beyond
+            the end of its chunk (dynamic chunk convolution, Li et al., ICASSP 2023). The other,
+            usually more accurate way to make the model streamable: the full-context model is the
+            offline Conformer. ``causal_conv`` or ``chunk_conv`` is needed for chunked modes.
         dynamic_chunk_training (bool): In training, each batch draws a chunk size from
             ``chunk_size_range`` or, with probability ``full_context_prob``, full context, so that
             one model serves offline and streaming decoding (default False).
@@ -241,6 +251,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         max_pos_emb_len: int = 5000,
         gradient_checkpoint_layers: Optional[List[int]] = None,
         causal_conv: bool = False,
+        chunk_conv: bool = False,
         dynamic_chunk_training: bool = False,
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
@@ -289,6 +300,11 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
                 f"positionwise_conv_kernel_size={positionwise_conv_kernel_size} must be odd "
                 "(an even kernel shifts the output by half a frame)"
             )
+        if positionwise_layer_type != "linear" and (causal_conv or chunk_conv):
+            raise ValueError(
+                f"positionwise_layer_type={positionwise_layer_type!r} convolves over time and cannot be "
+                "made causal or chunk-aware: use 'linear' with causal_conv/chunk_conv"
+            )
         stochastic_depth_rate = per_block("stochastic_depth_rate", stochastic_depth_rate, num_blocks)
         for p in stochastic_depth_rate:
             check_range("stochastic_depth_rate", p, 0.0, 1.0)
@@ -298,7 +314,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
             summary_branch_norm, summary_dropout_rate,
         )
 
-        self._setup_chunks(causal_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
+        self._setup_chunks(causal_conv, chunk_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
                            decode_chunk_size)
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
@@ -327,6 +343,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
                 concat_after,
                 stochastic_depth_rate[i],
                 causal_conv,
+                chunk_conv,
             )
             for i in range(num_blocks)
         )

@@ -44,9 +44,11 @@ class _EBranchformerLayer(torch.nn.Module):
         dropout_rate: float,
         merge_conv_kernel: int,
         causal_conv: bool = False,
+        chunk_conv: bool = False,
     ):
         super().__init__()
         self.causal_conv = causal_conv
+        self.chunk_conv = chunk_conv
         self.size = size
         self.summary_mixing = summary_mixing
         self.cgmlp = cgmlp
@@ -72,14 +74,16 @@ class _EBranchformerLayer(torch.nn.Module):
         valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
 
         def branches(x):
-            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv)
+            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
+                               chunk_size if self.chunk_conv else 0)
             x1 = None if self.summary_mixing is None else self.summary_mixing(
                 self.norm_mha(x), mask, chunk_size=chunk_size
             )
             return x1, x2
 
         def fuse(x_concat):
-            return _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.causal_conv)
+            return _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.causal_conv,
+                                          chunk_size if self.chunk_conv else 0)
 
         return self._block(x, branches, fuse)
 
@@ -90,8 +94,8 @@ class _EBranchformerLayer(torch.nn.Module):
         new = {}
 
         def branches(x):
-            x2, new["cgmlp"] = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, cache=cgmlp_cache,
-                                             streaming=True)
+            x2, new["cgmlp"] = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
+                                             cache=cgmlp_cache, streaming=True)
             if self.summary_mixing is None:
                 new["mix"] = None
                 return None, x2
@@ -99,8 +103,8 @@ class _EBranchformerLayer(torch.nn.Module):
             return x1, x2
 
         def fuse(x_concat):
-            out, new["fusion"] = _masked.causal_conv_step(self.depthwise_conv_fusion, x_concat, valid,
-                                                          fusion_cache)
+            out, new["fusion"] = _masked.conv_step(self.depthwise_conv_fusion, x_concat, valid,
+                                                   fusion_cache, self.causal_conv)
             return out
 
         x = self._block(x, branches, fuse)
@@ -155,8 +159,11 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_use_conditioning (bool): Self-conditioned CTC (default False).
         gradient_checkpoint_layers (Optional[List[int]]): Layers recomputed in backward,
             0 = input layer (default None).
-        causal_conv (bool): Time convolutions see past frames only (default False); needed
-            for chunk-causal training.
+        causal_conv (bool): Time convolutions see past frames only (default False), in every
+            mode. One way to make the model streamable.
+        chunk_conv (bool): Chunk-aware time convolutions (default False): centred in full
+            context, cut at the end of the chunk in a chunked forward and when streaming. The
+            other way to make the model streamable (see the Conformer's ``chunk_conv``).
         dynamic_chunk_training (bool): Each training batch draws a chunk size from
             ``chunk_size_range`` or, with probability ``full_context_prob``, full context
             (default False).
@@ -205,6 +212,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_use_conditioning: bool = False,
         gradient_checkpoint_layers: Optional[List[int]] = None,
         causal_conv: bool = False,
+        chunk_conv: bool = False,
         dynamic_chunk_training: bool = False,
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
@@ -252,7 +260,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
             summary_branch_norm, summary_dropout_rate,
         )
 
-        self._setup_chunks(causal_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
+        self._setup_chunks(causal_conv, chunk_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
                            decode_chunk_size)
         self.embed = build_input_layer(
             input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
@@ -277,6 +285,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
                 dropout_rate,
                 merge_conv_kernel,
                 causal_conv,
+                chunk_conv,
             )
             for _ in range(num_blocks)
         )

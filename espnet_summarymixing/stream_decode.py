@@ -34,7 +34,7 @@ class StreamingRecognizer:
 
     Args:
         asr_train_config: ESPnet training config of a model whose encoder is a
-            SummaryMixing Conformer with ``causal_conv: true``.
+            SummaryMixing encoder with ``chunk_conv: true`` or ``causal_conv: true``.
         asr_model_file: Its checkpoint.
         chunk_size: Encoder frames per chunk (default: the encoder's ``decode_chunk_size``).
         device: torch device.

@@ -49,7 +49,7 @@ class StreamingEncoder:
 
     Args:
         encoder (SummaryMixingEncoderBase): Any of the three SummaryMixing encoders, built with
-            ``causal_conv=True``.
+            ``causal_conv=True`` or ``chunk_conv=True``.
         chunk_size (Optional[int]): Frames after subsampling per chunk; default the encoder's
             ``decode_chunk_size``.
         ctc: The model's CTC module, needed when the encoder uses ``interctc_use_conditioning``.
@@ -58,8 +58,11 @@ class StreamingEncoder:
     def __init__(self, encoder: SummaryMixingEncoderBase, chunk_size: Optional[int] = None, ctc=None):
         if not isinstance(encoder, SummaryMixingEncoderBase):
             raise ValueError(f"encoder must be a SummaryMixing encoder, got {type(encoder).__name__}")
-        if not encoder.causal_conv:
-            raise ValueError("the encoder needs causal_conv=True to be streamed: its convolutions look ahead")
+        if not (encoder.causal_conv or encoder.chunk_conv):
+            raise ValueError(
+                "the encoder needs causal_conv=True or chunk_conv=True to be streamed: its "
+                "convolutions look ahead"
+            )
         chunk_size = encoder.decode_chunk_size if chunk_size is None else chunk_size
         if chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size} must be a positive number of frames after subsampling")
@@ -176,7 +179,7 @@ def measure_chunk_compute(encoder: SummaryMixingConformerEncoder, chunk_size: in
 
 def main(argv=None) -> int:
     """``python -m espnet_summarymixing.streaming``: per-chunk compute from the first to the
-    last minute of a long stream (12 x 256 streaming Conformer, random weights)."""
+    last minute of a long stream (12 x 256 streaming Conformer, kernel 31, random weights)."""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -185,12 +188,14 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--blocks", type=int, default=12)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--conv", choices=["chunk", "causal"], default="chunk",
+                   help="chunk-aware (chunk_conv) or left-only (causal_conv) convolutions")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     encoder = SummaryMixingConformerEncoder(80, output_size=args.size, linear_units=4 * args.size,
                                             num_blocks=args.blocks, macaron_style=True, cnn_module_kernel=31,
-                                            causal_conv=True).eval()
+                                            **{f"{args.conv}_conv": True}).eval()
     print("| chunk | compute per chunk, minute 1 | last minute | ratio | RTF | state (floats) |")
     print("|---|---|---|---|---|---|")
     for chunk in [int(c) for c in args.chunk_sizes.split(",")]:

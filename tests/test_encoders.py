@@ -285,6 +285,8 @@ CGMLP_PROBES = {
 }
 CHUNK_PROBES = {
     "causal_conv": (dict(causal_conv=True), lambda e: e.causal_conv and all(l.causal_conv for l in e.encoders)),
+    "chunk_conv": (dict(chunk_conv=True),
+                   lambda e: e.chunk_conv and all(l.chunk_conv and not l.causal_conv for l in e.encoders)),
     "dynamic_chunk_training": (
         dict(causal_conv=True, dynamic_chunk_training=True),
         lambda e: any(e.train()._chunk_size() for _ in range(20)) and e.eval()._chunk_size() == 0,

@@ -211,7 +211,8 @@ def recipes(tmp_path):
         subprocess.run([TEMPLATE / "setup.sh", recipe], check=True, capture_output=True)
         for f in ("run.sh", "db.sh", "cmd.sh"):
             shutil.copy(source / f, recipe / f)
-        shutil.copytree(source / "local", recipe / "local", symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(recipe / "local")  # setup.sh's placeholder data.sh, replaced by the recipe's
+        shutil.copytree(source / "local", recipe / "local", symlinks=True)
         shutil.copytree(source / "conf", recipe / "conf", symlinks=True, dirs_exist_ok=True)
         out[name] = recipe
     return out
@@ -225,7 +226,9 @@ def env(librispeech):
 
 
 def data_sh(recipe: Path, librispeech, *args, check=True):
-    proc = subprocess.run(["local/data.sh", *args], cwd=recipe, capture_output=True, text=True,
+    """Run local/data.sh as the recipe's run.sh calls it (with run.sh's --local_data_opts)."""
+    recipe_opts = run_sh_args(recipe).get("local_data_opts", "").split()
+    proc = subprocess.run(["local/data.sh", *recipe_opts, *args], cwd=recipe, capture_output=True, text=True,
                           env=env(librispeech), timeout=300)
     if check:
         assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -255,6 +258,33 @@ def test_data_sh_names_the_expected_layout(recipes, tmp_path):
     assert proc.returncode != 0
     assert "LibriSpeech/<part>/" in proc.stderr and "train-clean-100" in proc.stderr
     assert not (recipes["librispeech"] / "data" / "dev").exists()
+
+
+def test_the_100h_data_sh_is_the_960h_one(recipes):
+    script = RECIPES["librispeech_100"] / "local" / "data.sh"
+    assert script.is_symlink()
+    assert script.resolve() == (RECIPES["librispeech"] / "local" / "data.sh").resolve()
+
+
+@pytest.mark.parametrize("parts, message", [
+    ("dev-clean,train-clean-999", "'train-clean-999', which is not a LibriSpeech part"),
+    (" , ", "--parts is empty"),
+])
+def test_data_sh_rejects_bad_parts(recipes, corpus, parts, message):
+    root, _ = corpus
+    recipe = recipes["librispeech"]
+    proc = data_sh(recipe, root, "--parts", parts, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "train-other-500" in proc.stderr  # names the valid parts
+    assert not (recipe / "data").exists()
+
+
+def test_data_sh_prepares_only_the_parts_asked_for(recipes, corpus):
+    root, words = corpus
+    recipe = recipes["librispeech"]
+    data_sh(recipe, root, "--parts", "dev-clean test-other")
+    assert sorted(p.name for p in (recipe / "data").iterdir()) == ["dev_clean", "test_other"]
+    check_data_dir(recipe / "data" / "test_other", words["test-other"])
 
 
 def test_download_refuses_an_archive_with_the_wrong_checksum(recipes, tmp_path):

@@ -10,7 +10,7 @@ import torch
 
 from espnet_summarymixing.stream_decode import StreamingRecognizer
 
-STREAMING = dict(causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[2, 8], decode_chunk_size=4)
+STREAMING = dict(chunk_conv=True, dynamic_chunk_training=True, chunk_size_range=[2, 8], decode_chunk_size=4)
 
 
 @pytest.fixture(scope="module")

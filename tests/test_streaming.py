@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from conftest import tiny
+from espnet_summarymixing import _masked
 from espnet_summarymixing.streaming import StreamingEncoder
+
+# The two ways to make the convolutions streamable: left-only, or centred and cut at the chunk end.
+CONV_CONTEXTS = ["causal_conv", "chunk_conv"]
 
 
 def _stream(enc, x, chunk, seed=0):
@@ -28,10 +32,11 @@ def _stream(enc, x, chunk, seed=0):
     ("e_branchformer", dict(interctc_layer_idx=[1], interctc_use_conditioning=True, num_blocks=3)),
 ])
 @pytest.mark.parametrize("chunk", [1, 3])
-def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk):
+@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk, conv):
     from espnet2.asr.ctc import CTC
 
-    enc = tiny(name, causal_conv=True, decode_chunk_size=chunk, pos_enc_layer_type="abs_pos", **extra).eval()
+    enc = tiny(name, **{conv: True}, decode_chunk_size=chunk, pos_enc_layer_type="abs_pos", **extra).eval()
     ctc = None
     if extra.get("interctc_use_conditioning"):
         ctc = CTC(odim=7, encoder_output_size=16)
@@ -53,8 +58,9 @@ def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk):
                                               ("conv1d2", "none"), ("linear", "abs_pos")])
 @pytest.mark.parametrize("mode", ["mixing", "lite", "fast"])
 @pytest.mark.parametrize("chunk", [1, 4])
-def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk):
-    enc = tiny("conformer", num_blocks=3, macaron_style=True, causal_conv=True, decode_chunk_size=chunk,
+@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk, conv):
+    enc = tiny("conformer", num_blocks=3, macaron_style=True, **{conv: True}, decode_chunk_size=chunk,
                input_layer=input_layer, pos_enc_layer_type=pos, summary_mode=mode, cnn_module_kernel=5).eval()
     x = torch.randn(1, 157, 20)
     with torch.no_grad():
@@ -64,9 +70,10 @@ def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk):
     torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-5)
 
 
-def test_no_frame_sees_beyond_its_chunk():
+@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+def test_no_frame_sees_beyond_its_chunk(conv):
     chunk = 3
-    enc = tiny("conformer", causal_conv=True, decode_chunk_size=chunk, cnn_module_kernel=5).eval()
+    enc = tiny("conformer", **{conv: True}, decode_chunk_size=chunk, cnn_module_kernel=5).eval()
     x = torch.randn(1, 120, 20)
     with torch.no_grad():
         y = enc(x, torch.tensor([120]))[0]
@@ -88,8 +95,9 @@ def test_full_context_is_not_chunk_causal():
         assert not torch.allclose(enc(x, torch.tensor([120]))[0][:, :3], y[:, :3])
 
 
-def test_thousand_chunks_without_drift_or_growth():
-    enc = tiny("conformer", num_blocks=2, causal_conv=True, decode_chunk_size=1, cnn_module_kernel=3).eval()
+@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+def test_thousand_chunks_without_drift_or_growth(conv):
+    enc = tiny("conformer", num_blocks=2, **{conv: True}, decode_chunk_size=1, cnn_module_kernel=3).eval()
     x = torch.randn(1, 4 * 1000 + 3, 20)
     with torch.no_grad():
         full = enc(x, torch.tensor([x.size(1)]))[0]
@@ -158,9 +166,10 @@ def test_streaming_refuses_what_it_cannot_stream():
                                          ("branchformer", dict(merge_method="concat")),
                                          ("branchformer", dict(merge_method="fixed_ave")),
                                          ("e_branchformer", dict(use_ffn=True, macaron_ffn=True, merge_conv_kernel=5))])
-def test_chunked_forward_of_every_encoder_sees_no_future(name, extra):
+@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+def test_chunked_forward_of_every_encoder_sees_no_future(name, extra, conv):
     chunk = 4
-    enc = tiny(name, causal_conv=True, decode_chunk_size=chunk, **extra).eval()
+    enc = tiny(name, **{conv: True}, decode_chunk_size=chunk, **extra).eval()
     x = torch.randn(2, 160, 20)
     ilens = torch.tensor([160, 131])
     with torch.no_grad():
@@ -174,8 +183,9 @@ def test_chunked_forward_of_every_encoder_sees_no_future(name, extra):
 
 
 @pytest.mark.parametrize("name", ["conformer", "branchformer", "e_branchformer"])
-def test_dynamic_chunk_training_trains_every_encoder(name):
-    enc = tiny(name, causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[1, 8]).train()
+@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+def test_dynamic_chunk_training_trains_every_encoder(name, conv):
+    enc = tiny(name, **{conv: True}, dynamic_chunk_training=True, chunk_size_range=[1, 8]).train()
     x = torch.randn(2, 90, 20)
     for _ in range(4):
         out = enc(x, torch.tensor([90, 70]))[0]
@@ -183,9 +193,93 @@ def test_dynamic_chunk_training_trains_every_encoder(name):
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
 
 
-def test_chunk_compute_measurement_runs(capsys):
+@pytest.mark.parametrize("conv", ["chunk", "causal"])
+def test_chunk_compute_measurement_runs(capsys, conv):
     from espnet_summarymixing import streaming
 
-    assert streaming.main(["--minutes", "0.2", "--chunk_sizes", "2,4", "--size", "16", "--blocks", "1"]) == 0
+    args = ["--minutes", "0.2", "--chunk_sizes", "2,4", "--size", "16", "--blocks", "1", "--conv", conv]
+    assert streaming.main(args) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms |" in line]
     assert len(rows) == 2 and rows[0].startswith("| 80 ms |") and rows[1].startswith("| 160 ms |")
+
+
+# ----------------------------------------------------------------------------- chunk-aware convolution
+
+
+def _chunk_conv_reference(conv, h, chunk):
+    """Frame by frame: output t sums w_j h[t + j - r] over the taps whose frame lies in 0 .. end of
+    t's chunk (everything else counts as zero)."""
+    k = conv.kernel_size[0]
+    r = (k - 1) // 2
+    b, d, t = h.shape
+    out = torch.zeros(b, d, t)
+    for i in range(t):
+        end = min(t, (i // chunk + 1) * chunk) if chunk else t
+        for j in range(k):
+            src = i + j - r
+            if 0 <= src < end:
+                out[:, :, i] += conv.weight[:, 0, j] * h[:, :, src]
+        out[:, :, i] += conv.bias
+    return out
+
+
+@pytest.mark.parametrize("kernel, chunk, t", [(5, 1, 9), (5, 3, 10), (7, 4, 16), (15, 2, 23), (3, 50, 12),
+                                              (9, 0, 11), (1, 3, 7)])
+def test_chunk_conv_matches_frame_by_frame_reference(kernel, chunk, t):
+    torch.manual_seed(kernel * 100 + t)
+    conv = torch.nn.Conv1d(6, 6, kernel, padding=(kernel - 1) // 2, groups=6)
+    h = torch.randn(2, 6, t)
+    with torch.no_grad():
+        got = _masked._time_conv(conv, h, causal=False, chunk_size=chunk)
+        torch.testing.assert_close(got, _chunk_conv_reference(conv, h, chunk), atol=1e-5, rtol=1e-5)
+        if chunk == 0 or chunk >= t:
+            torch.testing.assert_close(got, conv(h))  # full context: the ordinary centred convolution
+
+
+def test_chunk_conv_streams_chunk_by_chunk():
+    torch.manual_seed(3)
+    conv = torch.nn.Conv1d(4, 4, 7, padding=3, groups=4)
+    h, chunk = torch.randn(1, 4, 29), 5
+    outs, cache = [], None
+    with torch.no_grad():
+        for i in range(0, 29, chunk):
+            out, cache = _masked._conv_step(conv, h[:, :, i:i + chunk], cache, causal=False)
+            outs.append(out)
+            assert cache.shape == (1, 4, 3)
+        torch.testing.assert_close(torch.cat(outs, 2), _chunk_conv_reference(conv, h, chunk), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, extra", [("conformer", dict(macaron_style=True)),
+                                         ("branchformer", dict(merge_method="concat")),
+                                         ("e_branchformer", dict(use_ffn=True, merge_conv_kernel=5))])
+def test_chunk_conv_full_context_is_the_offline_model(name, extra):
+    """With chunk_conv, the full-context forward is exactly the ordinary (centred) encoder."""
+    torch.manual_seed(0)
+    chunked = tiny(name, chunk_conv=True, dynamic_chunk_training=True, **extra).eval()
+    offline = tiny(name, **extra).eval()
+    offline.load_state_dict(chunked.state_dict())
+    x, ilens = torch.randn(2, 120, 20), torch.tensor([120, 97])
+    with torch.no_grad():
+        torch.testing.assert_close(chunked(x, ilens)[0], offline(x, ilens)[0])
+        chunked.decode_chunk_size = 4
+        assert not torch.allclose(chunked(x, ilens)[0], offline(x, ilens)[0])
+
+
+def test_chunk_conv_sees_the_rest_of_its_chunk_and_causal_conv_does_not():
+    torch.manual_seed(1)
+    conv = torch.nn.Conv1d(3, 3, 5, padding=2, groups=3)
+    h = torch.randn(1, 3, 12)
+    h2 = h.clone()
+    h2[:, :, 5] += 4.0  # frame 5 of chunk 1 (frames 4..7)
+    with torch.no_grad():
+        for causal, moved in ((False, [4, 5, 6, 7]), (True, [5, 6, 7, 8, 9])):
+            diff = (_masked._time_conv(conv, h2, causal, 4) - _masked._time_conv(conv, h, causal, 4)).abs()
+            changed = [t for t in range(12) if diff[0, :, t].max() > 0]
+            assert changed == moved, (causal, changed)
+
+
+def test_causal_and_chunk_conv_exclude_each_other():
+    with pytest.raises(ValueError, match="causal_conv=True and chunk_conv=True exclude each other"):
+        tiny("conformer", causal_conv=True, chunk_conv=True)
+    with pytest.raises(ValueError, match="positionwise_layer_type='conv1d' convolves over time"):
+        tiny("conformer", chunk_conv=True, positionwise_layer_type="conv1d")

@@ -12,6 +12,8 @@ set -euo pipefail
 train_set=train_clean_100
 valid_set=dev
 test_sets="test_clean test_other dev_clean dev_other"
+# local/data.sh is the 960 h recipe's: only the parts this recipe uses are downloaded and prepared
+local_data_opts="--parts train-clean-100,dev-clean,dev-other,test-clean,test-other"
 
 asr_config=conf/train_asr_summarymixing.yaml
 lm_config=conf/train_lm_transformer.yaml
@@ -31,6 +33,7 @@ done
     --train_set "${train_set}" \
     --valid_set "${valid_set}" \
     --test_sets "${test_sets}" \
+    --local_data_opts "${local_data_opts}" \
     --token_type bpe \
     --nbpe 5000 \
     --bpe_train_text "data/${train_set}/text" \

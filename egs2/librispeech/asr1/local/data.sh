@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Stage 1 of the LibriSpeech 960 h recipe: Kaldi data directories data/<part> for the seven parts
-# (train_clean_100, train_clean_360, train_other_500, dev_clean, dev_other, test_clean, test_other)
-# and the two sets ESPnet's recipe combines from them: data/train_960 (the three training parts) and
-# data/dev (dev_clean + dev_other, the validation set).
+# Stage 1 of the LibriSpeech recipes: Kaldi data directories data/<part> for the parts in --parts
+# (by default all seven: train_clean_100, train_clean_360, train_other_500, dev_clean, dev_other,
+# test_clean, test_other) and the sets ESPnet's recipes combine from them: data/train_960 (when the
+# three training parts are there) and data/dev (dev_clean + dev_other, the validation set).
+# The 100 h recipe's local/data.sh is a link to this file; its run.sh passes the five parts it uses.
 # The corpus is read from ${LIBRISPEECH} (db.sh, or the environment): the directory that holds
 # LibriSpeech/<part>/ (where the archives unpack) or the <part>/ directories themselves. When it is
-# empty, the official archives (openslr SLR12, about 60 GB) are downloaded into ${datadir}, their
+# empty, the official archives (openslr SLR12, about 60 GB for all seven parts, 7.6 GB for the five of
+# the 100 h recipe) are downloaded into ${datadir}, their
 # SHA-256 checked; a download resumes where it stopped, and a re-run neither downloads nor extracts
 # a part again.
 set -euo pipefail
@@ -17,17 +19,31 @@ SECONDS=0
 
 datadir=downloads       # where the archives are downloaded and extracted
 url_base=https://www.openslr.org/resources/12   # or a mirror: https://us.openslr.org/resources/12, https://openslr.elda.org/resources/12
-remove_archives=false   # delete each archive once extracted (saves about 60 GB)
+remove_archives=false   # delete each archive once extracted (saves the archives' size)
+all_parts="train-clean-100 train-clean-360 train-other-500 dev-clean dev-other test-clean test-other"
+parts=${all_parts}      # the parts to download and prepare, separated by spaces or commas
 python=python3
 
-help_message="Usage: $0 [--datadir ${datadir}] [--url_base URL] [--remove_archives ${remove_archives}]"
+help_message="Usage: $0 [--parts \"${parts}\"] [--datadir ${datadir}] [--url_base URL] [--remove_archives ${remove_archives}]"
 . utils/parse_options.sh
-[ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; }
+[ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; } >&2
+parts=${parts//,/ }
+[ -n "${parts// /}" ] || { log "Error: --parts is empty: give one or more of: ${all_parts}"; exit 2; } >&2
+for part in ${parts}; do
+    case " ${all_parts} " in
+        *" ${part} "*) ;;
+        *) log "Error: --parts has '${part}', which is not a LibriSpeech part: choose from ${all_parts}" >&2; exit 2 ;;
+    esac
+done
 
 . ./path.sh
 . ./db.sh
 
-parts="train-clean-100 train-clean-360 train-other-500 dev-clean dev-other test-clean test-other"
+has_parts() {  # true when every part given is in ${parts}
+    for p in "$@"; do
+        case " ${parts} " in *" ${p} "*) ;; *) return 1 ;; esac
+    done
+}
 
 # SHA-256 of the openslr archives, from torchaudio's LibriSpeech dataset (torchaudio/datasets/
 # librispeech.py, table _CHECKSUMS; unchanged from torchaudio 0.x to 2.9.1).
@@ -64,6 +80,10 @@ fi
 log "preparing data/ from ${LIBRISPEECH}"
 # shellcheck disable=SC2086
 "${python}" local/data_prep.py "${LIBRISPEECH}" data --parts ${parts}
-"${python}" pyscripts/data_dir.py combine data/train_960 data/train_clean_100 data/train_clean_360 data/train_other_500
-"${python}" pyscripts/data_dir.py combine data/dev data/dev_clean data/dev_other
+if has_parts train-clean-100 train-clean-360 train-other-500; then
+    "${python}" pyscripts/data_dir.py combine data/train_960 data/train_clean_100 data/train_clean_360 data/train_other_500
+fi
+if has_parts dev-clean dev-other; then
+    "${python}" pyscripts/data_dir.py combine data/dev data/dev_clean data/dev_other
+fi
 log "Successfully finished. [elapsed=${SECONDS}s]"
