@@ -516,3 +516,13 @@ def test_readme_keeps_published_and_our_numbers_apart(recipe):
     for needle in ("--ngpu 4", "cmd_backend=slurm ./run.sh --ngpu 8 --num_nodes 2", "conf/slurm.conf",
                    "use_amp", "--asr_args \"--use_amp true\"", "accum_grad", "exp/", "data/", "dump/"):
         assert needle in readme, needle
+
+
+@pytest.mark.parametrize("given", [["--local_data_opts", "--url_base file:///mirror"],
+                                   ["--local_data_opts=--url_base file:///mirror"]])
+def test_100h_run_sh_keeps_its_parts_with_the_users_local_data_opts(recipes, given):
+    options = run_sh_args(recipes["librispeech_100"], *given, "--stage", "2")
+    assert options["local_data_opts"] == (
+        "--parts train-clean-100,dev-clean,dev-other,test-clean,test-other --url_base file:///mirror")
+    assert options["stage"] == "2"
+    assert "local_data_opts" not in run_sh_args(recipes["librispeech"])  # 960 h: data.sh's defaults

@@ -12,8 +12,19 @@ set -euo pipefail
 train_set=train_clean_100
 valid_set=dev
 test_sets="test_clean test_other dev_clean dev_other"
-# local/data.sh is the 960 h recipe's: only the parts this recipe uses are downloaded and prepared
+# local/data.sh is the 960 h recipe's: only the parts this recipe uses are downloaded and prepared.
+# A --local_data_opts on the command line is added after them (so its own --parts would still win).
 local_data_opts="--parts train-clean-100,dev-clean,dev-other,test-clean,test-other"
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --local_data_opts) [ $# -ge 2 ] || { echo "$0: --local_data_opts needs a value" >&2; exit 2; }
+                           local_data_opts+=" $2"; shift 2 ;;
+        --local_data_opts=*) local_data_opts+=" ${1#*=}"; shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+set -- "${args[@]+"${args[@]}"}"
 
 asr_config=conf/train_asr_summarymixing.yaml
 lm_config=conf/train_lm_transformer.yaml
