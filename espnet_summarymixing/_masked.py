@@ -33,19 +33,30 @@ def _conv(conv: torch.nn.Conv1d, h: torch.Tensor, **kwargs) -> torch.Tensor:
 
 def _chunk_conv(conv: torch.nn.Conv1d, h: torch.Tensor, chunk_size: int) -> torch.Tensor:
     """Centred convolution of h (B, C, T) that sees no frame beyond the end of each frame's chunk
-    of ``chunk_size`` frames (the frames after it count as zeros). Each chunk is convolved with its
-    (k - 1) / 2 previous frames on the left and zeros on the right: (c + k - 1) / c times h's memory."""
+    of ``chunk_size`` frames (the frames after it count as zeros).
+
+    The kernel is split at its centre: the taps on the current and past frames never cross a chunk
+    end and run as one causal convolution over the whole sequence; the r = (k - 1) / 2 future taps
+    run inside each chunk (a frame c - 1 - i frames before its chunk end uses at most that many), on
+    a copy of h cut into chunks with min(r, c - 1) zeros after each: at most twice h's memory, and
+    nothing at all for one-frame chunks."""
     r = (conv.kernel_size[0] - 1) // 2
     b, d, t = h.shape
     if chunk_size >= t or r == 0:
-        return _conv(conv, h, padding=r)
+        return conv(h)
+    w = conv.weight  # (C, C / groups, k), tap r on the current frame
+    past = torch.nn.functional.conv1d(torch.nn.functional.pad(h, (r, 0)), w[:, :, :r + 1], conv.bias,
+                                      groups=conv.groups)  # (B, C, T)
+    ahead = min(r, chunk_size - 1)
+    if ahead == 0:
+        return past
     n = -(-t // chunk_size)
-    h = torch.nn.functional.pad(h, (r, n * chunk_size - t))  # (B, C, r + n c)
-    windows = h.unfold(2, r + chunk_size, chunk_size)  # (B, C, n, r + c): chunk i with r frames before
-    windows = torch.nn.functional.pad(windows, (0, r))  # (B, C, n, c + 2r): nothing of the next chunk
-    windows = windows.transpose(1, 2).reshape(b * n, d, chunk_size + 2 * r)
-    out = _conv(conv, windows)  # (B n, C, c)
-    return out.view(b, n, d, chunk_size).transpose(1, 2).reshape(b, d, n * chunk_size)[:, :, :t]
+    chunks = torch.nn.functional.pad(h, (0, n * chunk_size - t)).view(b, d, n, chunk_size)
+    chunks = torch.nn.functional.pad(chunks[..., 1:], (0, ahead))  # frames t + 1 .. of each chunk
+    chunks = chunks.transpose(1, 2).reshape(b * n, d, chunk_size - 1 + ahead)
+    future = torch.nn.functional.conv1d(chunks, w[:, :, r + 1:r + 1 + ahead], groups=conv.groups)  # (B n, C, c)
+    future = future.view(b, n, d, chunk_size).transpose(1, 2).reshape(b, d, n * chunk_size)[:, :, :t]
+    return past + future
 
 
 def _time_conv(conv: torch.nn.Conv1d, h: torch.Tensor, causal: bool, chunk_size: int) -> torch.Tensor:
