@@ -202,7 +202,7 @@ def main(argv=None) -> int:
         r = measure_chunk_compute(encoder, chunk, args.minutes)
         print(f"| {r['chunk_ms']} ms | {r['first_minute_ms']:.1f} ms | {r['last_minute_ms']:.1f} ms "
               f"| {r['last_minute_ms'] / r['first_minute_ms']:.2f} | {r['last_minute_ms'] / r['chunk_ms']:.3f} "
-              f"| {r['state_floats']} |", flush=True)
+              f"| {r['state_floats']:,} |", flush=True)
     return 0
 
 

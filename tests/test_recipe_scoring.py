@@ -227,6 +227,7 @@ def fake_exp(tmp_path):
     fake_scores(dec / "dev" / "score_wer", "dev", 100, 500, 12.0)
     fake_scores(dec / "test" / "score_cer", "test", 130, 4000, 3.0)
     fake_scores(exp / "decode_other" / "test" / "score_ter", "test", 130, 900, 5.0)
+    fake_scores(exp / "decode_stream" / "test" / "score_wer", "test", 130, 773, 20.0)
     state = {"encoder.w": torch.zeros(1000, 1001), "encoder.b": torch.zeros(1001),
              "decoder.w": torch.zeros(10, 20)}
     torch.save(state, exp / "valid.acc.ave.pth")
@@ -252,13 +253,16 @@ def test_collect_results_sections(fake_exp, tmp_path):
     assert "|11|ASR training|3600|60.0|" in lines and "|total||3630|60.5|" in lines
 
     header = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|"
-    assert lines.count(header) == 3
+    assert lines.count(header) == 3  # one table per metric, whatever the number of decodings
+    assert lines.count("### WER") == 1
     wer = lines.index("### WER")
-    assert lines[wer + 2: wer + 6] == [
+    assert lines[wer + 2: wer + 8] == [
         header,
         "|---|---|---|---|---|---|---|---|---|",
         "|decode_asr_model_valid.acc.ave/dev|100|500|88.0|6.0|3.0|3.0|12.0|24.0|",
         "|decode_asr_model_valid.acc.ave/test|130|773|91.1|4.5|2.2|2.2|8.9|17.9|",
+        "|decode_stream/test|130|773|80.0|10.0|5.0|5.0|20.0|40.0|",
+        "",
     ]
     cer = lines.index("### CER")
     assert lines[cer + 4] == "|decode_asr_model_valid.acc.ave/test|130|4000|97.0|1.5|0.8|0.8|3.0|6.0|"

@@ -220,14 +220,12 @@ def experiment_section(exp_dir: Path, command=None) -> list:
         lines += facts + [""]
     if (exp_dir / "stage_times.tsv").is_file():
         lines += ["Stage times:", ""] + stage_table(exp_dir / "stage_times.tsv") + [""]
-    for decode, by_metric in scores.items():
-        for metric in METRICS:
-            if metric not in by_metric:
-                continue
-            lines += [f"### {metric.upper()}", "", TABLE_HEADER, TABLE_RULE]
-            for dataset, values in by_metric[metric].items():
-                lines.append(table_row(f"{decode}/{dataset}", values))
-            lines.append("")
+    for metric in METRICS:  # one table per metric, every decoding in it (ESPnet's layout)
+        rows = [table_row(f"{decode}/{dataset}", values)
+                for decode, by_metric in scores.items()
+                for dataset, values in by_metric.get(metric, {}).items()]
+        if rows:
+            lines += [f"### {metric.upper()}", "", TABLE_HEADER, TABLE_RULE] + rows + [""]
     return lines
 
 
