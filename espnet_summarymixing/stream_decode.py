@@ -38,10 +38,13 @@ class StreamingRecognizer:
         asr_model_file: Its checkpoint.
         chunk_size: Encoder frames per chunk (default: the encoder's ``decode_chunk_size``).
         device: torch device.
+        offline_only: Only :meth:`decode_offline` will be used: any ESPnet ASR model with a CTC
+            branch is accepted (an offline-trained SummaryMixing or self-attention model), so that
+            it can be compared with a streaming model under the same greedy CTC decoding.
     """
 
     def __init__(self, asr_train_config: str, asr_model_file: str, chunk_size: Optional[int] = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", offline_only: bool = False):
         from espnet2.asr.frontend.default import DefaultFrontend
         from espnet2.layers.utterance_mvn import UtteranceMVN
         from espnet2.tasks.asr import ASRTask
@@ -50,6 +53,16 @@ class StreamingRecognizer:
 
         model, args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
         self.model = model.eval()
+        if model.ctc is None:
+            raise ValueError("the model has no CTC branch (ctc_weight 0): greedy CTC decoding needs one")
+        self.offline_only = offline_only
+        self.converter = TokenIDConverter(token_list=args.token_list)
+        self.tokenizer = build_tokenizer(token_type=args.token_type, bpemodel=args.bpemodel)
+        self.rate = sample_rate(args)
+        if offline_only:
+            self.encoder = None
+            self.reset()
+            return
         if not isinstance(model.frontend, DefaultFrontend) or model.frontend.stft is None:
             raise ValueError("streaming needs ESPnet's default STFT frontend")
         if isinstance(model.normalize, UtteranceMVN):
@@ -58,18 +71,16 @@ class StreamingRecognizer:
                 "global_mvn (or no normalisation)"
             )
         self.encoder = StreamingEncoder(model.encoder, chunk_size, ctc=model.ctc)
-        self.converter = TokenIDConverter(token_list=args.token_list)
-        self.tokenizer = build_tokenizer(token_type=args.token_type, bpemodel=args.bpemodel)
         stft = model.frontend.stft
         if not stft.center:
             raise ValueError("streaming expects the frontend's STFT with center=True (ESPnet's default)")
         self.n_fft, self.hop = stft.n_fft, stft.hop_length
-        self.rate = sample_rate(args)
         self.reset()
 
     def reset(self) -> None:
         """Start a new utterance."""
-        self.encoder.reset()
+        if self.encoder is not None:
+            self.encoder.reset()
         self.audio = torch.zeros(0)  # samples from sample index self.audio_start on
         self.audio_start = 0
         self.next_frame = 0  # first feature frame not computed yet
@@ -118,6 +129,8 @@ class StreamingRecognizer:
 
     def accept_audio(self, samples: torch.Tensor) -> str:
         """Add mono samples at the model's rate; return the current hypothesis."""
+        if self.offline_only:
+            raise ValueError("this recognizer was built with offline_only=True: use decode_offline")
         self.audio = torch.cat([self.audio, samples.float().reshape(-1)])
         feats = self._features(final=False)
         if feats.size(1):
@@ -132,13 +145,16 @@ class StreamingRecognizer:
         """The greedy CTC text of a whole utterance encoded at once with full context."""
         self.reset()
         encoder = self.model.encoder
-        saved, encoder.decode_chunk_size = encoder.decode_chunk_size, 0
+        saved = getattr(encoder, "decode_chunk_size", None)
+        if saved is not None:
+            encoder.decode_chunk_size = 0
         try:
             with torch.no_grad():
                 wave = samples.float().reshape(1, -1)
                 enc, _ = self.model.encode(wave, torch.tensor([wave.size(1)]))
         finally:
-            encoder.decode_chunk_size = saved
+            if saved is not None:
+                encoder.decode_chunk_size = saved
         if isinstance(enc, tuple):  # with intermediate CTC: (output, intermediate outputs)
             enc = enc[0]
         self._decode(enc)
@@ -203,7 +219,8 @@ def main(argv=None) -> int:
     p.add_argument("--wav_scp", help="decode every utterance of this Kaldi wav.scp instead of one file")
     p.add_argument("--output", help="with --wav_scp: the text file of hypotheses to write")
     p.add_argument("--full_context", action="store_true",
-                   help="with --wav_scp: encode each utterance whole (offline) instead of streaming it")
+                   help="with --wav_scp: encode each utterance whole (offline) instead of streaming it; "
+                        "any ESPnet ASR model with CTC, streamable or not")
     p.add_argument("--chunk_size", type=int, help="encoder frames per chunk (default: decode_chunk_size)")
     p.add_argument("--block_ms", type=float, default=100.0, help="audio arriving per step, in ms")
     p.add_argument("--device", default="cpu")
@@ -215,8 +232,6 @@ def main(argv=None) -> int:
         p.error("--wav_scp needs --output")
     if args.full_context and args.wav_scp is None:
         p.error("--full_context only applies with --wav_scp")
-    if args.full_context and args.chunk_size is None:
-        args.chunk_size = 1  # unused offline; a model trained with decode_chunk_size 0 has no default
     from espnet_summarymixing.transcribe import load_audio, resolve_model
 
     logging.disable(logging.WARNING)
@@ -225,7 +240,7 @@ def main(argv=None) -> int:
         try:
             files = resolve_model(args.model, args.cachedir)
             rec = StreamingRecognizer(files["asr_train_config"], files["asr_model_file"], args.chunk_size,
-                                      args.device)
+                                      args.device, offline_only=args.full_context)
             if args.wav_scp is not None:
                 return _decode_set(rec, args, load_audio)
             wave = load_audio(args.file, rec.rate)

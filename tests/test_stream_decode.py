@@ -106,6 +106,31 @@ def test_decoding_a_whole_set_streamed_and_offline(streaming_model, data, tmp_pa
     assert rec.model.encoder.decode_chunk_size == STREAMING["decode_chunk_size"]
 
 
+def test_full_context_decodes_models_that_cannot_stream(train_model, data, tmp_path):
+    """An offline-trained model (centred convolutions, learned_ave merging, utterance_mvn) cannot be
+    streamed, but --full_context decodes it with the same greedy CTC, for comparisons."""
+    model_dir = train_model("summarymixing_branchformer")
+    config, weights = model_dir / "config.yaml", model_dir / "valid.acc.best.pth"
+    with pytest.raises(ValueError):
+        StreamingRecognizer(config, weights)
+    scp = data["test"] / "wav.scp"
+    out = tmp_path / "offline" / "text"
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(model_dir),
+                           "--wav_scp", str(scp), "--full_context", "--output", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(offline, full context)" in proc.stderr
+    hyps = dict((line.split(" ", 1) + [""])[:2] for line in out.read_text().splitlines())
+    rec = StreamingRecognizer(config, weights, offline_only=True)
+    for utt, wav in (line.split() for line in scp.read_text().splitlines()):
+        wave = torch.tensor(soundfile.read(wav, dtype="float32")[0])
+        best = rec.model.ctc.argmax(_offline(rec, wave)[1])[0].tolist()
+        ids = [t for i, t in enumerate(best) if t != 0 and (i == 0 or t != best[i - 1])]
+        assert hyps[utt] == rec.tokenizer.tokens2text(rec.converter.ids2tokens(ids))
+    with pytest.raises(ValueError, match="offline_only=True: use decode_offline"):
+        rec.accept_audio(wave)
+
+
 @pytest.mark.parametrize("args, message", [
     (["a.wav", "--wav_scp", "x.scp", "--output", "o"], "give either one audio file or --wav_scp"),
     ([], "give either one audio file or --wav_scp"),
