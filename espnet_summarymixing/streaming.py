@@ -1,14 +1,14 @@
 """Chunk-by-chunk encoding with a SummaryMixing encoder, state carried between chunks.
 
-Each layer keeps one running (sum, count) of its summary branch and the last k - 1 frames of its
-depthwise convolution; the subsampling keeps the input frames whose outputs are not complete yet.
+Each layer keeps one running (sum, count) of its summary branch and the previous frames of each
+time convolution (k - 1 with ``causal_conv``, (k - 1) / 2 with ``chunk_conv``); the subsampling keeps the input frames whose outputs are not complete yet.
 Memory is constant per chunk whatever the length of the stream, and the output equals the
 encoder's forward in eval mode with ``decode_chunk_size`` = ``chunk_size`` (tested).
 
     >>> import torch
     >>> from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
     >>> enc = SummaryMixingConformerEncoder(20, output_size=16, linear_units=32, num_blocks=2,
-    ...                                     cnn_module_kernel=3, causal_conv=True).eval()
+    ...                                     cnn_module_kernel=3, chunk_conv=True).eval()
     >>> stream = StreamingEncoder(enc, chunk_size=4)
     >>> outs = [stream.accept(torch.randn(1, 10, 20)) for _ in range(5)] + [stream.finish()]
     >>> sum(o.size(1) for o in outs), enc(torch.randn(1, 50, 20), torch.tensor([50]))[0].size(1)
