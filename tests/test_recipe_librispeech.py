@@ -371,8 +371,9 @@ def test_the_recipes_have_the_configs_they_name():
         for name in ("decode_asr.yaml", "decode_asr_lm.yaml", "train_lm_transformer.yaml", "slurm.conf"):
             assert (recipe / "conf" / name).is_file()
         encoders = {yaml.safe_load(p.read_text())["encoder"] for p in (recipe / "conf" / "tuning").glob("*.yaml")}
+        streaming = {"contextual_block_conformer"} if recipe == RECIPES["librispeech_100"] else set()
         assert encoders == {"conformer", "branchformer", "e_branchformer", "summarymixing_conformer",
-                            "summarymixing_branchformer", "summarymixing_e_branchformer"}
+                            "summarymixing_branchformer", "summarymixing_e_branchformer", *streaming}
 
 
 @pytest.mark.parametrize("config", CONF_FILES, ids=CONF_IDS)
@@ -395,6 +396,9 @@ def test_every_recipe_yaml_runs_through_espnet(config, token_list, tmp_path):
         assert (source["lm_weight"] > 0) == config.name.endswith("_lm.yaml")
 
 
+STREAMING_TWIN = {"contextual_block_conformer": "summarymixing_conformer"}
+
+
 def _pairs():
     out = []
     for recipe in RECIPES.values():
@@ -413,7 +417,13 @@ def test_each_summarymixing_config_trains_side_by_side_with_its_baseline(ours, b
     a, b = yaml.safe_load(ours.read_text()), yaml.safe_load(base.read_text())
     strip = lambda c: {k: v for k, v in c.items() if k not in ("encoder", "encoder_conf")}  # noqa: E731
     assert strip(a) == strip(b)
-    assert a["encoder"] == "summarymixing_" + b["encoder"]
+    # ESPnet's streaming Conformer pairs with the streaming (chunk-trained) SummaryMixing Conformer
+    assert a["encoder"] == STREAMING_TWIN.get(b["encoder"], "summarymixing_" + b["encoder"])
+    if b["encoder"] in STREAMING_TWIN:
+        assert a["encoder_conf"]["chunk_conv"] and a["encoder_conf"]["dynamic_chunk_training"]
+        latency = b["encoder_conf"]["hop_size"] + b["encoder_conf"]["look_ahead"]
+        assert f"--chunk_size {latency}" in ours.read_text()  # the matched-latency decoding is named
+        assert a["encoder_conf"]["chunk_size_range"][1] >= latency
     shared = set(a["encoder_conf"]) & set(b["encoder_conf"]) - {"pos_enc_layer_type"}
     assert {k: a["encoder_conf"][k] for k in shared} == {k: b["encoder_conf"][k] for k in shared}
     assert a["use_amp"] is True
