@@ -106,10 +106,12 @@ def test_decoding_a_whole_set_streamed_and_offline(streaming_model, data, tmp_pa
     assert rec.model.encoder.decode_chunk_size == STREAMING["decode_chunk_size"]
 
 
-def test_full_context_decodes_models_that_cannot_stream(train_model, data, tmp_path):
-    """An offline-trained model (centred convolutions, learned_ave merging, utterance_mvn) cannot be
-    streamed, but --full_context decodes it with the same greedy CTC, for comparisons."""
-    model_dir = train_model("summarymixing_branchformer")
+@pytest.mark.parametrize("encoder", ["summarymixing_branchformer", "contextual_block_conformer"])
+def test_full_context_decodes_models_that_cannot_stream(train_model, data, tmp_path, encoder):
+    """Models this package cannot stream — an offline-trained one (centred convolutions, learned_ave
+    merging, utterance_mvn) or ESPnet's streaming Conformer — are decoded by --full_context with the
+    same greedy CTC, for comparisons."""
+    model_dir = train_model(encoder)
     config, weights = model_dir / "config.yaml", model_dir / "valid.acc.best.pth"
     with pytest.raises(ValueError):
         StreamingRecognizer(config, weights)
