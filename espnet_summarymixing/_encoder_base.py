@@ -209,7 +209,7 @@ class SummaryMixingEncoderBase(AbsEncoder):
     """Forward loop shared by the SummaryMixing encoders.
 
     Subclasses set ``embed``, ``encoders`` (layers called as ``layer(x, mask) -> x``),
-    ``after_norm`` (or None) and call :meth:`_setup_common`.
+    ``after_norm`` (or None) and call :meth:`_setup_chunks` and :meth:`_setup_common`.
     """
 
     def _setup_common(
@@ -248,9 +248,6 @@ class SummaryMixingEncoderBase(AbsEncoder):
                 f"gradient_checkpoint_layers={checkpoints} has {bad} outside 0..{num_blocks} "
                 "(0 is the input layer, 1..num_blocks the encoder layers)"
             )
-        if not hasattr(self, "decode_chunk_size"):  # encoders without chunk-causal mode
-            self.dynamic_chunk_training, self.decode_chunk_size = False, 0
-            self.causal_conv = self.chunk_conv = False
         self.interctc_layer_idx = interctc_layer_idx
         self.interctc_use_conditioning = interctc_use_conditioning
         self.conditioning_layer = None  # set by ESPnet's model when conditioning is used

@@ -27,8 +27,11 @@ def valid_frames(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.transpose(1, 2).to(dtype)  # (B, T, 1)
 
 
-def _conv(conv: torch.nn.Conv1d, h: torch.Tensor, **kwargs) -> torch.Tensor:
-    return torch.nn.functional.conv1d(h, conv.weight, conv.bias, groups=conv.groups, **kwargs)
+def _conv(conv: torch.nn.Conv1d, h: torch.Tensor, taps: slice = slice(None), bias: bool = True) -> torch.Tensor:
+    """``conv``'s weights (only the kernel ``taps`` given; its bias unless ``bias`` is False) over h
+    (B, C, T) without padding."""
+    return torch.nn.functional.conv1d(h, conv.weight[:, :, taps], conv.bias if bias else None,
+                                      groups=conv.groups)
 
 
 def _chunk_conv(conv: torch.nn.Conv1d, h: torch.Tensor, chunk_size: int) -> torch.Tensor:
@@ -44,9 +47,7 @@ def _chunk_conv(conv: torch.nn.Conv1d, h: torch.Tensor, chunk_size: int) -> torc
     b, d, t = h.shape
     if chunk_size >= t or r == 0:
         return conv(h)
-    w = conv.weight  # (C, C / groups, k), tap r on the current frame
-    past = torch.nn.functional.conv1d(torch.nn.functional.pad(h, (r, 0)), w[:, :, :r + 1], conv.bias,
-                                      groups=conv.groups)  # (B, C, T)
+    past = _conv(conv, torch.nn.functional.pad(h, (r, 0)), slice(0, r + 1))  # (B, C, T); tap r = frame t
     ahead = min(r, chunk_size - 1)
     if ahead == 0:
         return past
@@ -54,7 +55,7 @@ def _chunk_conv(conv: torch.nn.Conv1d, h: torch.Tensor, chunk_size: int) -> torc
     chunks = torch.nn.functional.pad(h, (0, n * chunk_size - t)).view(b, d, n, chunk_size)
     chunks = torch.nn.functional.pad(chunks[..., 1:], (0, ahead))  # frames t + 1 .. of each chunk
     chunks = chunks.transpose(1, 2).reshape(b * n, d, chunk_size - 1 + ahead)
-    future = torch.nn.functional.conv1d(chunks, w[:, :, r + 1:r + 1 + ahead], groups=conv.groups)  # (B n, C, c)
+    future = _conv(conv, chunks, slice(r + 1, r + 1 + ahead), bias=False)  # (B n, C, c)
     future = future.view(b, n, d, chunk_size).transpose(1, 2).reshape(b, d, n * chunk_size)[:, :, :t]
     return past + future
 

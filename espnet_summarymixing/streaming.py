@@ -1,7 +1,8 @@
 """Chunk-by-chunk encoding with a SummaryMixing encoder, state carried between chunks.
 
 Each layer keeps one running (sum, count) of its summary branch and the previous frames of each
-time convolution (k - 1 with ``causal_conv``, (k - 1) / 2 with ``chunk_conv``); the subsampling keeps the input frames whose outputs are not complete yet.
+time convolution (k - 1 with ``causal_conv``, (k - 1) / 2 with ``chunk_conv``); the subsampling
+keeps the input frames whose outputs are not complete yet.
 Memory is constant per chunk whatever the length of the stream, and the output equals the
 encoder's forward in eval mode with ``decode_chunk_size`` = ``chunk_size`` (tested).
 

@@ -27,23 +27,23 @@ python=python3
 help_message="Usage: $0 [--parts \"${parts}\"] [--datadir ${datadir}] [--url_base URL] [--remove_archives ${remove_archives}]"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; } >&2
+in_list() {  # in_list "LIST" ITEM...: true when every ITEM is a word of LIST
+    local list=$1 item
+    shift
+    for item in "$@"; do
+        case " ${list} " in *" ${item} "*) ;; *) return 1 ;; esac
+    done
+}
 parts=${parts//,/ }
 [ -n "${parts// /}" ] || { log "Error: --parts is empty: give one or more of: ${all_parts}"; exit 2; } >&2
 for part in ${parts}; do
-    case " ${all_parts} " in
-        *" ${part} "*) ;;
-        *) log "Error: --parts has '${part}', which is not a LibriSpeech part: choose from ${all_parts}" >&2; exit 2 ;;
-    esac
+    in_list "${all_parts}" "${part}" \
+        || { log "Error: --parts has '${part}', which is not a LibriSpeech part: choose from ${all_parts}"; exit 2; } >&2
 done
 
 . ./path.sh
 . ./db.sh
 
-has_parts() {  # true when every part given is in ${parts}
-    for p in "$@"; do
-        case " ${parts} " in *" ${p} "*) ;; *) return 1 ;; esac
-    done
-}
 
 # SHA-256 of the openslr archives, from torchaudio's LibriSpeech dataset (torchaudio/datasets/
 # librispeech.py, table _CHECKSUMS; unchanged from torchaudio 0.x to 2.9.1).
@@ -80,10 +80,10 @@ fi
 log "preparing data/ from ${LIBRISPEECH}"
 # shellcheck disable=SC2086
 "${python}" local/data_prep.py "${LIBRISPEECH}" data --parts ${parts}
-if has_parts train-clean-100 train-clean-360 train-other-500; then
+if in_list "${parts}" train-clean-100 train-clean-360 train-other-500; then
     "${python}" pyscripts/data_dir.py combine data/train_960 data/train_clean_100 data/train_clean_360 data/train_other_500
 fi
-if has_parts dev-clean dev-other; then
+if in_list "${parts}" dev-clean dev-other; then
     "${python}" pyscripts/data_dir.py combine data/dev data/dev_clean data/dev_other
 fi
 log "Successfully finished. [elapsed=${SECONDS}s]"
