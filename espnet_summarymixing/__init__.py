@@ -1,15 +1,28 @@
 """SummaryMixing for ESPnet2: a linear-time replacement of self-attention in speech encoders.
 
+The package by role, imports flowing one way (a module imports only from its own folder and from
+the folders listed after it):
+
+- the modules at the top are the commands, ``python -m espnet_summarymixing.<command>``:
+  ``pack``, ``transcribe``, ``upload``, ``stream_decode``, ``benchmark``;
+- :mod:`.streaming`: chunk-by-chunk encoding and streaming recognition;
+- :mod:`.publish`: packing, model cards, the Hub, loading models and audio;
+- :mod:`.registration` (and its start-up hook ``_autoload``): our encoder names in ESPnet's tasks;
+- :mod:`.encoders`: the Conformer, Branchformer and E-Branchformer encoders;
+- :mod:`.layers`: the SummaryMixing cell and padding-safe ESPnet blocks.
+
 Importing this package imports neither torch nor ESPnet; the public classes load on first use.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
-    "SummaryMixing": "espnet_summarymixing.summary_mixing",
-    "SummaryMixingConformerEncoder": "espnet_summarymixing.conformer_encoder",
-    "SummaryMixingBranchformerEncoder": "espnet_summarymixing.branchformer_encoder",
-    "SummaryMixingEBranchformerEncoder": "espnet_summarymixing.e_branchformer_encoder",
+    "SummaryMixing": "espnet_summarymixing.layers.summary_mixing",
+    "SummaryMixingConformerEncoder": "espnet_summarymixing.encoders.conformer",
+    "SummaryMixingBranchformerEncoder": "espnet_summarymixing.encoders.branchformer",
+    "SummaryMixingEBranchformerEncoder": "espnet_summarymixing.encoders.e_branchformer",
+    "StreamingEncoder": "espnet_summarymixing.streaming.encoder",
+    "StreamingRecognizer": "espnet_summarymixing.streaming.recognizer",
     "register": "espnet_summarymixing.registration",
 }
 

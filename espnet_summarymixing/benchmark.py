@@ -2,6 +2,7 @@
 
     python -m espnet_summarymixing.benchmark                       # full run, CPU or CUDA
     python -m espnet_summarymixing.benchmark --quick --out bench   # seconds, for tests
+    python -m espnet_summarymixing.benchmark --streaming           # per-chunk compute over 10 minutes
 
 Every (encoder, length) pair runs in fresh processes, so that the peak memory of one cannot
 hide in another's. Time: the fastest of ``--repeats`` training steps (forward + backward on the
@@ -12,6 +13,9 @@ with glibc's mmap threshold fixed (so that freed tensors go back to the system),
 resident set (``ru_maxrss``) minus the resident set once model and input exist.
 Ratios are taken against the self-attention baseline of the same family, same run, same machine.
 A pair that runs out of memory (or past ``--timeout``) is reported as such, not as a crash.
+
+With ``--streaming``, per-chunk compute of a streamed 12 x 256 Conformer instead: first against
+last minute of a long stream (``--minutes``), for each ``--chunk_sizes``, and the state size.
 
 Families (equal configuration inside each): ``conformer`` (ESPnet's rel-pos Conformer, ours,
 and ours without its mixing block = the lower bound), ``branchformer`` (ESPnet's with
@@ -75,9 +79,9 @@ def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, 
     from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
     from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
 
-    from espnet_summarymixing.branchformer_encoder import SummaryMixingBranchformerEncoder
-    from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
-    from espnet_summarymixing.e_branchformer_encoder import SummaryMixingEBranchformerEncoder
+    from espnet_summarymixing.encoders.branchformer import SummaryMixingBranchformerEncoder
+    from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
+    from espnet_summarymixing.encoders.e_branchformer import SummaryMixingEBranchformerEncoder
 
     classes = {
         "conformer": ConformerEncoder,
@@ -101,10 +105,25 @@ def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, 
             key = "selfattention_layer_type" if family == "conformer" else "attention_layer_type"
             conf[key] = "rel_selfattn"
     encoder = classes[name](input_size=FEATURES, **conf, **extra)
-    if role == "lower_bound" and family != "branchformer":
+    if role == "lower_bound" and family != "branchformer":  # the Branchformer has use_attn=False
+        import torch
+
         for layer in encoder.encoders:
-            layer.summary_mixing = None  # the block is skipped entirely
+            layer.norm_mha = torch.nn.Identity()
+            layer.summary_mixing = _no_mixing()
     return encoder
+
+
+def _no_mixing():
+    """The lower bound's mixing block: outputs zeros (a zero-stride view, no memory), so that the
+    block's residual adds nothing; what remains of it is one dropout and one addition per layer."""
+    import torch
+
+    class NoMixing(torch.nn.Module):
+        def forward(self, x, mask=None, chunk_size=0):
+            return x.new_zeros(()).expand_as(x)
+
+    return NoMixing()
 
 
 def _rss_bytes() -> int:
@@ -344,6 +363,55 @@ def environment(device: str, threads: int) -> dict:
     return env
 
 
+def measure_chunk_compute(encoder, chunk_size: int, minutes: float, features: int = FEATURES) -> dict:
+    """Stream ``minutes`` of random features; per-chunk compute in the first and last minute."""
+    import statistics
+
+    import torch
+
+    from espnet_summarymixing.streaming.encoder import StreamingEncoder
+
+    stream = StreamingEncoder(encoder, chunk_size)
+    step = chunk_size * stream.stride  # input frames per chunk of output
+    times = []
+    for _ in range(0, int(minutes * 6000), step):
+        x = torch.randn(1, step, features)
+        start = time.perf_counter()
+        stream.accept(x)
+        times.append(time.perf_counter() - start)
+    per_minute = max(1, int(len(times) / minutes))
+    state = sum(p.numel() for s in stream.states if s for p in (s[0][0], s[0][1], s[1]))
+    return {
+        "chunk_ms": chunk_size * stream.stride * 10,
+        "first_minute_ms": 1000 * statistics.median(times[min(5, len(times) - 1):per_minute] or times),
+        "last_minute_ms": 1000 * statistics.median(times[-per_minute:]),
+        "chunks": len(times),
+        "state_floats": state,
+    }
+
+
+def streaming_report(args) -> int:
+    """Per-chunk compute from the first to the last minute of a long stream (12 x 256 streaming
+    Conformer, kernel 31, random weights)."""
+    import torch
+
+    from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
+
+    torch.set_num_threads(args.threads or 2)
+    torch.manual_seed(0)
+    encoder = SummaryMixingConformerEncoder(FEATURES, output_size=args.size, linear_units=4 * args.size,
+                                            num_blocks=args.blocks, macaron_style=True, cnn_module_kernel=args.kernel,
+                                            **{f"{args.conv}_conv": True}).eval()
+    print("| chunk | compute per chunk, minute 1 | last minute | ratio | RTF | state (floats) |")
+    print("|---|---|---|---|---|---|")
+    for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
+        r = measure_chunk_compute(encoder, chunk, args.minutes)
+        print(f"| {r['chunk_ms']} ms | {r['first_minute_ms']:.1f} ms | {r['last_minute_ms']:.1f} ms "
+              f"| {r['last_minute_ms'] / r['first_minute_ms']:.2f} | {r['last_minute_ms'] / r['chunk_ms']:.3f} "
+              f"| {r['state_floats']:,} |", flush=True)
+    return 0
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -366,6 +434,12 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="tiny models and lengths (1, 2 s), one repeat: checks the pipeline in seconds")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--streaming", action="store_true",
+                   help="per-chunk compute of a streamed Conformer over a long stream instead")
+    p.add_argument("--minutes", type=float, default=10.0, help="--streaming: length of the stream")
+    p.add_argument("--chunk_sizes", default="4,16", help="--streaming: encoder frames per chunk (40 ms each)")
+    p.add_argument("--conv", choices=["chunk", "causal"], default="chunk",
+                   help="--streaming: chunk-aware (chunk_conv) or left-only (causal_conv) convolutions")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -388,6 +462,8 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(run_worker(json.loads(args.worker))))
         return 0
+    if args.streaming:
+        return streaming_report(args)
     families = [f for f in args.families.split(",") if f]
     unknown = sorted(set(families) - {v[0] for v in SYSTEMS.values()})
     if unknown:

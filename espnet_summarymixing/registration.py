@@ -17,9 +17,9 @@ __all__ = ["ENCODERS", "register", "register_module"]
 
 #: Encoder name in configs -> "module:Class".
 ENCODERS: Dict[str, str] = {
-    "summarymixing_conformer": "espnet_summarymixing.conformer_encoder:SummaryMixingConformerEncoder",
-    "summarymixing_branchformer": "espnet_summarymixing.branchformer_encoder:SummaryMixingBranchformerEncoder",
-    "summarymixing_e_branchformer": "espnet_summarymixing.e_branchformer_encoder:SummaryMixingEBranchformerEncoder",
+    "summarymixing_conformer": "espnet_summarymixing.encoders.conformer:SummaryMixingConformerEncoder",
+    "summarymixing_branchformer": "espnet_summarymixing.encoders.branchformer:SummaryMixingBranchformerEncoder",
+    "summarymixing_e_branchformer": "espnet_summarymixing.encoders.e_branchformer:SummaryMixingEBranchformerEncoder",
 }
 # A choice list offers our encoders when it offers one of these (ESPnet's own names).
 _ESPNET_PEERS = ("conformer", "branchformer", "e_branchformer")

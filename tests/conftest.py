@@ -11,9 +11,9 @@ import yaml
 
 from an4_subset import char_token_list, make_data_dirs
 
-from espnet_summarymixing.branchformer_encoder import SummaryMixingBranchformerEncoder
-from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
-from espnet_summarymixing.e_branchformer_encoder import SummaryMixingEBranchformerEncoder
+from espnet_summarymixing.encoders.branchformer import SummaryMixingBranchformerEncoder
+from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
+from espnet_summarymixing.encoders.e_branchformer import SummaryMixingEBranchformerEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 AN4 = Path(os.environ.get("AN4_ROOT", ROOT.parent / "shared" / "data" / "an4"))

@@ -87,3 +87,11 @@ def test_ratios_and_targets_from_rows():
 def test_bad_arguments_are_named(argv, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
         benchmark.main(argv + ["--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("conv", ["chunk", "causal"])
+def test_chunk_compute_measurement_runs(capsys, conv):
+    args = ["--streaming", "--minutes", "0.2", "--chunk_sizes", "2,4", "--size", "16", "--blocks", "1", "--conv", conv]
+    assert benchmark.main(args) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms |" in line]
+    assert len(rows) == 2 and rows[0].startswith("| 80 ms |") and rows[1].startswith("| 160 ms |")

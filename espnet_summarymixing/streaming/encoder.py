@@ -7,7 +7,7 @@ Memory is constant per chunk whatever the length of the stream, and the output e
 encoder's forward in eval mode with ``decode_chunk_size`` = ``chunk_size`` (tested).
 
     >>> import torch
-    >>> from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
+    >>> from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
     >>> enc = SummaryMixingConformerEncoder(20, output_size=16, linear_units=32, num_blocks=2,
     ...                                     cnn_module_kernel=3, chunk_conv=True).eval()
     >>> stream = StreamingEncoder(enc, chunk_size=4)
@@ -25,12 +25,11 @@ from espnet.nets.pytorch_backend.transformer.embedding import (
     ScaledPositionalEncoding,
 )
 
-from espnet_summarymixing._encoder_base import (
+from espnet_summarymixing.encoders.base import (
     SUBSAMPLING_STEPS,
     SummaryMixingEncoderBase,
     subsampled_frames,
 )
-from espnet_summarymixing.conformer_encoder import SummaryMixingConformerEncoder
 
 __all__ = ["StreamingEncoder"]
 
@@ -151,63 +150,3 @@ class StreamingEncoder:
         out = self._encode(rest) if rest.size(1) else rest
         self.reset()
         return out
-
-
-def measure_chunk_compute(encoder: SummaryMixingConformerEncoder, chunk_size: int, minutes: float,
-                          features: int = 80) -> dict:
-    """Stream ``minutes`` of random features; per-chunk compute in the first and last minute."""
-    import statistics
-    import time
-
-    stream = StreamingEncoder(encoder, chunk_size)
-    step = chunk_size * stream.stride  # input frames per chunk of output
-    times = []
-    for _ in range(0, int(minutes * 6000), step):
-        x = torch.randn(1, step, features)
-        start = time.perf_counter()
-        stream.accept(x)
-        times.append(time.perf_counter() - start)
-    per_minute = max(1, int(len(times) / minutes))
-    state = sum(p.numel() for s in stream.states if s for p in (s[0][0], s[0][1], s[1]))
-    return {
-        "chunk_ms": chunk_size * stream.stride * 10,
-        "first_minute_ms": 1000 * statistics.median(times[min(5, len(times) - 1):per_minute] or times),
-        "last_minute_ms": 1000 * statistics.median(times[-per_minute:]),
-        "chunks": len(times),
-        "state_floats": state,
-    }
-
-
-def main(argv=None) -> int:
-    """``python -m espnet_summarymixing.streaming``: per-chunk compute from the first to the
-    last minute of a long stream (12 x 256 streaming Conformer, kernel 31, random weights)."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--chunk_sizes", default="4,16", help="encoder frames per chunk (40 ms each)")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--blocks", type=int, default=12)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--conv", choices=["chunk", "causal"], default="chunk",
-                   help="chunk-aware (chunk_conv) or left-only (causal_conv) convolutions")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    encoder = SummaryMixingConformerEncoder(80, output_size=args.size, linear_units=4 * args.size,
-                                            num_blocks=args.blocks, macaron_style=True, cnn_module_kernel=31,
-                                            **{f"{args.conv}_conv": True}).eval()
-    print("| chunk | compute per chunk, minute 1 | last minute | ratio | RTF | state (floats) |")
-    print("|---|---|---|---|---|---|")
-    for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
-        r = measure_chunk_compute(encoder, chunk, args.minutes)
-        print(f"| {r['chunk_ms']} ms | {r['first_minute_ms']:.1f} ms | {r['last_minute_ms']:.1f} ms "
-              f"| {r['last_minute_ms'] / r['first_minute_ms']:.2f} | {r['last_minute_ms'] / r['chunk_ms']:.3f} "
-              f"| {r['state_floats']:,} |", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -15,9 +15,10 @@ import torch
 import yaml
 
 from conftest import run
-from espnet_summarymixing.pack import pack_model
-from espnet_summarymixing.transcribe import load_audio, resolve_model, segments
-from espnet_summarymixing.upload import prepare_folder
+from espnet_summarymixing.publish.pack import pack_model
+from espnet_summarymixing.publish.loading import load_audio, resolve_model
+from espnet_summarymixing.transcribe import segments
+from espnet_summarymixing.publish.hub import prepare_folder
 
 RESULTS = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|\n|test|3|5|0.0|0.0|100.0|0.0|100.0|100.0|\n"
 
@@ -67,7 +68,7 @@ def test_model_downloader_unpacks_offline_and_stats_follow(packed, tmp_path):
 FROM_PRETRAINED = textwrap.dedent(
     """
     import sys
-    assert "espnet_summarymixing.conformer_encoder" not in sys.modules
+    assert "espnet_summarymixing.encoders.conformer" not in sys.modules
     import soundfile, torch
     from espnet2.bin.asr_inference import Speech2Text
     s2t = Speech2Text.from_pretrained(sys.argv[1], beam_size=2, device="cpu")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from espnet_summarymixing.summary_mixing import MODES, SummaryMixing, _GroupedLinear
+from espnet_summarymixing.layers.summary_mixing import MODES, SummaryMixing, _GroupedLinear
 
 torch.set_num_threads(1)
 

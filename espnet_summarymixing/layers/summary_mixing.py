@@ -82,11 +82,20 @@ class SummaryMixing(torch.nn.Module):
         f_t = F(x_t)                           local branch, 2-layer MLP
         s_t = S(x_t)                           summary branch, 2-layer MLP
         s   = sum_t m_t s_t / max(1, sum_t m_t)
-        y_t = act(C_f f_t + C_s s + b)         combiner Linear(2U -> D), split in two halves
+        y_t = act(C_f LN(f_t) + C_s LN(s) + b)  combiner Linear(2U -> D), split in two halves
 
     The summary half of the combiner is computed once per utterance and added as a bias:
     nothing of size ``T x T`` and no ``T``-fold copy of the summary is ever built.
     Padded output frames are exactly zero.
+
+    With default arguments each mode computes the published cell of the same name (the
+    authors' SpeechBrain code, "SummaryMixing", "SummaryMixing-lite", "SummaryMixing-fast"):
+
+    - ``mixing``: the SpeechBrain-0.5 cell whose results are in the paper, LayerNorms on
+      ``f_t`` and on the summary (also the default of the authors' SpeechBrain-1.0 release);
+    - ``lite``: ``y_t = s`` for every valid frame, no LayerNorm, no combiner (both releases);
+    - ``fast``: ``[f_t; s_t] = act(W x_t + c)`` in one projection (f the first U outputs,
+      s the last U, with ``heads=1``), then the combiner; no LayerNorm (both releases).
 
     Args:
         size (int): Input and output dimension D.
@@ -100,9 +109,13 @@ class SummaryMixing(torch.nn.Module):
             fused projection ``act(W x)`` yields f and s, followed by the combiner).
         activation (str): Activation after every layer of F, S and C (default ``"gelu"``);
             one of :data:`ACTIVATIONS`.
-        branch_norm (bool): LayerNorm on ``f_t`` and on the summary before the combiner
-            (default True). True reproduces the published (SpeechBrain 0.5) models whose
-            results are in the paper; the authors' later release sets it False.
+        branch_norm (Optional[bool]): LayerNorm on the branches before they are mixed: on
+            ``f_t`` and on the summary in modes ``mixing`` and ``fast``, on the summary (the
+            output) in mode ``lite``. ``None`` (default) follows the published cell of the mode:
+            True for ``mixing``, False for ``lite`` and ``fast``. ``False`` with ``mixing`` is the
+            cell of the authors' ``use_layernorm: False`` option. A checkpoint of a ``lite`` or
+            ``fast`` cell trained with LayerNorms (this package's default before version 0.2)
+            still loads into a cell built with ``None``: its LayerNorm weights turn them on.
         dropout_rate (float): Dropout on ``f_t`` and the summary before the combiner
             (default 0.0, as in the paper; the authors' later release uses 0.1).
 
@@ -124,7 +137,7 @@ class SummaryMixing(torch.nn.Module):
         heads: int = 1,
         mode: str = "mixing",
         activation: str = "gelu",
-        branch_norm: bool = True,
+        branch_norm: Optional[bool] = None,
         dropout_rate: float = 0.0,
     ):
         super().__init__()
@@ -156,6 +169,9 @@ class SummaryMixing(torch.nn.Module):
         self.heads = heads
         self.mode = mode
         self.activation_type = activation
+        self._branch_norm_given = branch_norm is not None
+        if branch_norm is None:
+            branch_norm = mode == "mixing"
         self.branch_norm = branch_norm
         self.dropout_rate = dropout_rate
         u, h = hidden_units, heads
@@ -179,10 +195,25 @@ class SummaryMixing(torch.nn.Module):
         if mode in ("mixing", "fast"):
             self.combiner = torch.nn.Linear(2 * u, size)
             self.combiner_activation = make_activation(activation)
-            self.local_norm = torch.nn.LayerNorm(u) if branch_norm else None
-        summary_dim = size if mode == "lite" else u
-        self.summary_norm = torch.nn.LayerNorm(summary_dim) if branch_norm else None
+        self.local_norm: Optional[torch.nn.LayerNorm] = None
+        self.summary_norm: Optional[torch.nn.LayerNorm] = None
+        if branch_norm:
+            self._add_branch_norms()
         self.dropout = torch.nn.Dropout(dropout_rate)
+
+    def _add_branch_norms(self) -> None:
+        like = next(self.parameters())
+        if self.mode in ("mixing", "fast"):
+            self.local_norm = torch.nn.LayerNorm(self.hidden_units).to(like)
+        self.summary_norm = torch.nn.LayerNorm(self.size if self.mode == "lite" else self.hidden_units).to(like)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A cell left at the default branch_norm takes the LayerNorms its checkpoint has: models
+        # trained before the default followed the published cells had them in every mode.
+        if not self.branch_norm and not self._branch_norm_given and f"{prefix}summary_norm.weight" in state_dict:
+            self._add_branch_norms()
+            self.branch_norm = True
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ branches
     def _branches(self, x: torch.Tensor) -> Tuple[Optional[torch.Tensor], torch.Tensor]:

@@ -11,37 +11,19 @@ from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet2.asr.layers.cgmlp import ConvolutionalGatingMLP
 from typeguard import typechecked
 
-from espnet_summarymixing import _masked
-from espnet_summarymixing._encoder_base import (
+from espnet_summarymixing.encoders.base import (
     SummaryMixingEncoderBase,
-    build_cell,
-    build_input_layer,
+    check_cgmlp_options,
     check_choice,
     check_range,
     per_block,
-    resolve_pos_enc,
-    summary_cell_options,
-    warn_attention_only,
 )
-from espnet_summarymixing.summary_mixing import SummaryMixing
+from espnet_summarymixing.layers import masked as _masked
+from espnet_summarymixing.layers.summary_mixing import SummaryMixing
 
-__all__ = ["SummaryMixingBranchformerEncoder", "check_cgmlp_options"]
+__all__ = ["SummaryMixingBranchformerEncoder"]
 
 MERGE_METHODS = ("concat", "learned_ave", "fixed_ave")
-#: Gate activations ESPnet's cgMLP can build.
-GATE_ACTIVATIONS = ("identity", "hardtanh", "tanh", "relu", "selu", "swish")
-
-
-def check_cgmlp_options(cgmlp_linear_units: int, cgmlp_conv_kernel: int, gate_activation: str) -> None:
-    """Validate the cgMLP keys shared by both Branchformers."""
-    if cgmlp_linear_units <= 0 or cgmlp_linear_units % 2:
-        raise ValueError(
-            f"cgmlp_linear_units={cgmlp_linear_units} must be a positive even number "
-            "(the gating unit splits it in two halves)"
-        )
-    if cgmlp_conv_kernel < 1 or cgmlp_conv_kernel % 2 == 0:
-        raise ValueError(f"cgmlp_conv_kernel={cgmlp_conv_kernel} must be a positive odd number")
-    check_choice("gate_activation", gate_activation, GATE_ACTIVATIONS)
 
 
 def _pool_weight(x: torch.Tensor, mask: torch.Tensor, pooling, weight, size: int) -> torch.Tensor:
@@ -222,6 +204,8 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         (torch.Size([2, 11, 16]), [11, 6])
     """
 
+    NAME = "summarymixing_branchformer"
+
     @typechecked
     def __init__(
         self,
@@ -258,7 +242,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,
         summary_activation: str = "gelu",
-        summary_branch_norm: bool = True,
+        summary_branch_norm: Optional[bool] = None,
         summary_dropout_rate: float = 0.0,
         attention_heads: Optional[int] = None,
         attention_layer_type: Optional[str] = None,
@@ -268,76 +252,45 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         qk_norm: Optional[bool] = None,
         use_flash_attn: Optional[bool] = None,
     ):
-        super().__init__()
-        name = "summarymixing_branchformer"
-        warn_attention_only(
-            name,
-            attention_heads=attention_heads,
-            attention_layer_type=attention_layer_type,
-            rel_pos_type=rel_pos_type,
-            attention_dropout_rate=attention_dropout_rate,
-            zero_triu=zero_triu,
-            qk_norm=qk_norm,
-            use_flash_attn=use_flash_attn,
-        )
-        pos_enc_layer_type = resolve_pos_enc(name, pos_enc_layer_type)
-        if not (use_attn or use_cgmlp):
+        super().__init__(locals())
+
+    def _build_layers(self, args, cell):
+        size, num_blocks, merge_method = args["output_size"], args["num_blocks"], args["merge_method"]
+        if not (args["use_attn"] or args["use_cgmlp"]):
             raise ValueError("use_attn=False and use_cgmlp=False: a block needs at least one branch")
         check_choice("merge_method", merge_method, MERGE_METHODS)
-        if merge_method == "learned_ave" and (causal_conv or chunk_conv or dynamic_chunk_training or decode_chunk_size):
+        chunked = args["causal_conv"] or args["chunk_conv"] or args["dynamic_chunk_training"] or args["decode_chunk_size"]
+        if merge_method == "learned_ave" and chunked:
             raise ValueError(
                 "merge_method='learned_ave' pools each branch over the whole utterance, which "
                 "a chunk-causal model must not see: use 'concat' or 'fixed_ave'"
             )
-        check_range("dropout_rate", dropout_rate, 0.0, 1.0)
-        check_range("positional_dropout_rate", positional_dropout_rate, 0.0, 1.0)
-        check_cgmlp_options(cgmlp_linear_units, cgmlp_conv_kernel, gate_activation)
-        cgmlp_weight = per_block("cgmlp_weight", cgmlp_weight, num_blocks)
+        check_cgmlp_options(args["cgmlp_linear_units"], args["cgmlp_conv_kernel"], args["gate_activation"])
+        cgmlp_weight = per_block("cgmlp_weight", args["cgmlp_weight"], num_blocks)
         for w in cgmlp_weight:
             if not 0.0 <= w <= 1.0:
                 raise ValueError(f"cgmlp_weight={w} must be in [0, 1]")
-        attn_branch_drop_rate = per_block("attn_branch_drop_rate", attn_branch_drop_rate, num_blocks)
-        stochastic_depth_rate = per_block("stochastic_depth_rate", stochastic_depth_rate, num_blocks)
+        attn_branch_drop_rate = per_block("attn_branch_drop_rate", args["attn_branch_drop_rate"], num_blocks)
+        stochastic_depth_rate = per_block("stochastic_depth_rate", args["stochastic_depth_rate"], num_blocks)
         for p in attn_branch_drop_rate + stochastic_depth_rate:
             check_range("attn_branch_drop_rate/stochastic_depth_rate", p, 0.0, 1.0)
-        cell_options = summary_cell_options(
-            output_size, summary_mode, summary_heads, summary_hidden_units, summary_activation,
-            summary_branch_norm, summary_dropout_rate,
-        )
-
-        self._setup_chunks(causal_conv, chunk_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
-                           decode_chunk_size)
-        self.embed = build_input_layer(
-            input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
-            positional_dropout_rate, max_pos_emb_len, padding_idx,
-        )
-        self.encoders = torch.nn.ModuleList(
+        return [
             _BranchformerLayer(
-                output_size,
-                build_cell(output_size, **cell_options) if use_attn else None,
+                size,
+                cell() if args["use_attn"] else None,
                 ConvolutionalGatingMLP(
-                    output_size, cgmlp_linear_units, cgmlp_conv_kernel, dropout_rate,
-                    use_linear_after_conv, gate_activation,
+                    size, args["cgmlp_linear_units"], args["cgmlp_conv_kernel"], args["dropout_rate"],
+                    args["use_linear_after_conv"], args["gate_activation"],
                 )
-                if use_cgmlp
+                if args["use_cgmlp"]
                 else None,
-                dropout_rate,
+                args["dropout_rate"],
                 merge_method,
                 cgmlp_weight[i],
                 attn_branch_drop_rate[i],
                 stochastic_depth_rate[i],
-                causal_conv,
-                chunk_conv,
+                args["causal_conv"],
+                args["chunk_conv"],
             )
             for i in range(num_blocks)
-        )
-        self.after_norm = LayerNorm(output_size)
-        self._setup_common(
-            output_size,
-            num_blocks,
-            interctc_layer_idx,
-            interctc_use_conditioning,
-            layer_drop_rate,
-            gradient_checkpoint_layers,
-            normalize_interctc=False,
-        )
+        ]

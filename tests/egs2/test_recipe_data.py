@@ -12,7 +12,7 @@ import soundfile
 
 from recipe_tools import PYSCRIPTS, load_pyscript
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AN4 = ROOT.parent / "shared" / "data" / "an4"
 dd = load_pyscript("data_dir")
 fa = load_pyscript("format_audio")

@@ -18,19 +18,9 @@ from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import (
 )
 from typeguard import typechecked
 
-from espnet_summarymixing import _masked
-from espnet_summarymixing._encoder_base import (
-    SummaryMixingEncoderBase,
-    build_cell,
-    build_input_layer,
-    check_choice,
-    check_range,
-    per_block,
-    resolve_pos_enc,
-    summary_cell_options,
-    warn_attention_only,
-)
-from espnet_summarymixing.summary_mixing import SummaryMixing, make_activation
+from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase, check_choice, check_range, per_block
+from espnet_summarymixing.layers import masked as _masked
+from espnet_summarymixing.layers.summary_mixing import SummaryMixing, make_activation
 
 __all__ = ["SummaryMixingConformerEncoder"]
 
@@ -43,7 +33,7 @@ class _ConformerLayer(torch.nn.Module):
     def __init__(
         self,
         size: int,
-        summary_mixing: Optional[SummaryMixing],
+        summary_mixing: SummaryMixing,
         feed_forward: torch.nn.Module,
         feed_forward_macaron: Optional[torch.nn.Module],
         conv_module: Optional[ConvolutionModule],
@@ -132,9 +122,7 @@ class _ConformerLayer(torch.nn.Module):
             x = self._residual(
                 x, self.norm_ff_macaron, ffn(self.feed_forward_macaron), coeff * self.ff_scale
             )
-        if self.summary_mixing is None:  # the benchmark's lower bound: no mixing at all
-            pass
-        elif self.concat_after:
+        if self.concat_after:
             y = self.norm_mha(x) if self.normalize_before else x
             x = x + coeff * self.concat_linear(torch.cat((y, mix(y)), dim=-1))
             if not self.normalize_before:
@@ -223,6 +211,8 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         (torch.Size([2, 11, 16]), [11, 6])
     """
 
+    NAME = "summarymixing_conformer"
+
     @typechecked
     def __init__(
         self,
@@ -260,7 +250,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,
         summary_activation: str = "swish",
-        summary_branch_norm: bool = True,
+        summary_branch_norm: Optional[bool] = None,
         summary_dropout_rate: float = 0.0,
         attention_heads: Optional[int] = None,
         attention_dropout_rate: Optional[float] = None,
@@ -270,92 +260,54 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         qk_norm: Optional[bool] = None,
         use_flash_attn: Optional[bool] = None,
     ):
-        super().__init__()
-        name = "summarymixing_conformer"
-        warn_attention_only(
-            name,
-            attention_heads=attention_heads,
-            attention_dropout_rate=attention_dropout_rate,
-            selfattention_layer_type=selfattention_layer_type,
-            rel_pos_type=rel_pos_type,
-            zero_triu=zero_triu,
-            qk_norm=qk_norm,
-            use_flash_attn=use_flash_attn,
-        )
-        pos_enc_layer_type = resolve_pos_enc(name, pos_enc_layer_type)
+        super().__init__(locals())
+
+    def _build_layers(self, args, cell):
+        size, units = args["output_size"], args["linear_units"]
+        positionwise_layer_type, kernel = args["positionwise_layer_type"], args["cnn_module_kernel"]
         check_choice("positionwise_layer_type", positionwise_layer_type, POSITIONWISE_LAYERS)
-        check_range("dropout_rate", dropout_rate, 0.0, 1.0)
-        check_range("positional_dropout_rate", positional_dropout_rate, 0.0, 1.0)
-        if output_size <= 0 or linear_units <= 0:
+        if units <= 0:
+            raise ValueError(f"linear_units={units} must be a positive integer")
+        if args["use_cnn_module"] and (kernel < 1 or kernel % 2 == 0):
             raise ValueError(
-                f"output_size={output_size} and linear_units={linear_units} must be positive"
-            )
-        if use_cnn_module and (cnn_module_kernel < 1 or cnn_module_kernel % 2 == 0):
-            raise ValueError(
-                f"cnn_module_kernel={cnn_module_kernel} must be a positive odd number "
+                f"cnn_module_kernel={kernel} must be a positive odd number "
                 "(the convolution is centred on each frame)"
             )
-        if positionwise_layer_type != "linear" and positionwise_conv_kernel_size % 2 == 0:
+        if positionwise_layer_type != "linear" and args["positionwise_conv_kernel_size"] % 2 == 0:
             raise ValueError(
-                f"positionwise_conv_kernel_size={positionwise_conv_kernel_size} must be odd "
+                f"positionwise_conv_kernel_size={args['positionwise_conv_kernel_size']} must be odd "
                 "(an even kernel shifts the output by half a frame)"
             )
-        if positionwise_layer_type != "linear" and (causal_conv or chunk_conv):
+        if positionwise_layer_type != "linear" and (args["causal_conv"] or args["chunk_conv"]):
             raise ValueError(
                 f"positionwise_layer_type={positionwise_layer_type!r} convolves over time and cannot be "
                 "made causal or chunk-aware: use 'linear' with causal_conv/chunk_conv"
             )
-        stochastic_depth_rate = per_block("stochastic_depth_rate", stochastic_depth_rate, num_blocks)
-        for p in stochastic_depth_rate:
+        depth_rates = per_block("stochastic_depth_rate", args["stochastic_depth_rate"], args["num_blocks"])
+        for p in depth_rates:
             check_range("stochastic_depth_rate", p, 0.0, 1.0)
-        make_activation(activation_type, "activation_type")
-        cell_options = summary_cell_options(
-            output_size, summary_mode, summary_heads, summary_hidden_units, summary_activation,
-            summary_branch_norm, summary_dropout_rate,
-        )
-
-        self._setup_chunks(causal_conv, chunk_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
-                           decode_chunk_size)
-        self.embed = build_input_layer(
-            input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
-            positional_dropout_rate, max_pos_emb_len, padding_idx,
-        )
+        activation = args["activation_type"]
+        make_activation(activation, "activation_type")
 
         def positionwise():
             if positionwise_layer_type == "linear":
-                return PositionwiseFeedForward(
-                    output_size, linear_units, dropout_rate, make_activation(activation_type)
-                )
+                return PositionwiseFeedForward(size, units, args["dropout_rate"], make_activation(activation))
             conv_class = MultiLayeredConv1d if positionwise_layer_type == "conv1d" else Conv1dLinear
-            return conv_class(output_size, linear_units, positionwise_conv_kernel_size, dropout_rate)
+            return conv_class(size, units, args["positionwise_conv_kernel_size"], args["dropout_rate"])
 
-        self.encoders = torch.nn.ModuleList(
+        return [
             _ConformerLayer(
-                output_size,
-                build_cell(output_size, **cell_options),
+                size,
+                cell(),
                 positionwise(),
-                positionwise() if macaron_style else None,
-                ConvolutionModule(output_size, cnn_module_kernel, make_activation(activation_type))
-                if use_cnn_module
-                else None,
-                dropout_rate,
-                normalize_before,
-                concat_after,
-                stochastic_depth_rate[i],
-                causal_conv,
-                chunk_conv,
+                positionwise() if args["macaron_style"] else None,
+                ConvolutionModule(size, kernel, make_activation(activation)) if args["use_cnn_module"] else None,
+                args["dropout_rate"],
+                args["normalize_before"],
+                args["concat_after"],
+                depth_rates[i],
+                args["causal_conv"],
+                args["chunk_conv"],
             )
-            for i in range(num_blocks)
-        )
-        self.normalize_before = normalize_before
-        self.after_norm = LayerNorm(output_size) if normalize_before else None
-        self._setup_common(
-            output_size,
-            num_blocks,
-            interctc_layer_idx,
-            interctc_use_conditioning,
-            layer_drop_rate,
-            gradient_checkpoint_layers,
-            normalize_interctc=normalize_before,
-            ctc_trim=ctc_trim,
-        )
+            for i in range(args["num_blocks"])
+        ]

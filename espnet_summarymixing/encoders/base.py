@@ -5,10 +5,12 @@ Shapes: B batch, T frames (after subsampling once embedded), D = output_size.
 
 import logging
 import re
-from typing import List, Optional, Sequence, Tuple, Union
+from abc import abstractmethod
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask, trim_by_ctc_posterior
+from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet.nets.pytorch_backend.transformer.embedding import (
     PositionalEncoding,
     ScaledPositionalEncoding,
@@ -28,7 +30,7 @@ from espnet.nets.pytorch_backend.transformer.subsampling import (
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
-from espnet_summarymixing.summary_mixing import SummaryMixing
+from espnet_summarymixing.layers.summary_mixing import SummaryMixing
 
 SUBSAMPLING = {
     "conv2d": Conv2dSubsampling,
@@ -68,8 +70,15 @@ _CELL_KEYS = {
     "hidden_units": "summary_hidden_units",
     "activation": "summary_activation",
     "dropout_rate": "summary_dropout_rate",
+    "branch_norm": "summary_branch_norm",
     "size": "output_size",
 }
+#: Keys that only configure self-attention: accepted (a stock ESPnet config runs with only
+#: ``encoder:`` changed), reported by a warning, no effect.
+ATTENTION_ONLY_KEYS = ("attention_heads", "attention_dropout_rate", "selfattention_layer_type",
+                       "attention_layer_type", "rel_pos_type", "zero_triu", "qk_norm", "use_flash_attn")
+#: Gate activations ESPnet's cgMLP can build.
+GATE_ACTIVATIONS = ("identity", "hardtanh", "tanh", "relu", "selu", "swish")
 
 
 def check_choice(argument: str, value, allowed: Sequence) -> None:
@@ -96,13 +105,13 @@ def per_block(argument: str, value: Union[float, List[float]], num_blocks: int) 
     return [float(v) for v in value]
 
 
-def warn_attention_only(encoder: str, **options) -> None:
+def warn_attention_only(encoder: str, options: Dict[str, Any]) -> None:
     """Log the self-attention options a user kept from a stock config: they have no effect.
 
     They are accepted so that a stock ESPnet config runs with only ``encoder:`` changed.
     Only options that were set (not None) are reported.
     """
-    kept = {k: v for k, v in options.items() if v is not None}
+    kept = {k: v for k, v in options.items() if k in ATTENTION_ONLY_KEYS and v is not None}
     if kept:
         logging.warning(
             "%s: %s configure self-attention, which SummaryMixing replaces; they have no effect.",
@@ -136,20 +145,16 @@ def build_cell(size: int, **cell_options) -> SummaryMixing:
         raise ValueError(message) from None
 
 
-def summary_cell_options(
-    output_size: int,
-    mode: str,
-    heads: int,
-    hidden_units: Optional[int],
-    activation: str,
-    branch_norm: bool,
-    dropout_rate: float,
-) -> dict:
-    """The cell's keyword arguments from the encoder's ``summary_*`` keys, validated."""
-    options = dict(hidden_units=hidden_units, heads=heads, mode=mode, activation=activation,
-                   branch_norm=branch_norm, dropout_rate=dropout_rate)
-    build_cell(output_size, **options)  # raises before anything large is built
-    return options
+def check_cgmlp_options(cgmlp_linear_units: int, cgmlp_conv_kernel: int, gate_activation: str) -> None:
+    """Validate the cgMLP keys of both Branchformers."""
+    if cgmlp_linear_units <= 0 or cgmlp_linear_units % 2:
+        raise ValueError(
+            f"cgmlp_linear_units={cgmlp_linear_units} must be a positive even number "
+            "(the gating unit splits it in two halves)"
+        )
+    if cgmlp_conv_kernel < 1 or cgmlp_conv_kernel % 2 == 0:
+        raise ValueError(f"cgmlp_conv_kernel={cgmlp_conv_kernel} must be a positive odd number")
+    check_choice("gate_activation", gate_activation, GATE_ACTIVATIONS)
 
 
 def build_input_layer(
@@ -206,42 +211,82 @@ def subsampled_mask(embed: torch.nn.Module, masks: torch.Tensor, frames: int) ->
 
 
 class SummaryMixingEncoderBase(AbsEncoder):
-    """Forward loop shared by the SummaryMixing encoders.
+    """What the three SummaryMixing encoders share: construction, options, the forward loop.
 
-    Subclasses set ``embed``, ``encoders`` (layers called as ``layer(x, mask) -> x``),
-    ``after_norm`` (or None) and call :meth:`_setup_chunks` and :meth:`_setup_common`.
+    An encoder family subclasses it with ESPnet's explicit constructor signature (ESPnet reads
+    the keys and defaults from it) whose body is only ``super().__init__(locals())``. This
+    constructor then, in order: logs the self-attention keys that have no effect, validates the
+    shared keys (sizes, dropout, positional encoding, the ``summary_*`` cell keys, the chunk and
+    intermediate-CTC keys), builds the input layer ``embed``, asks the family for its blocks
+    (:meth:`_build_layers`, which validates the family's own keys first) and adds ``after_norm``
+    (a LayerNorm, or None for a post-LayerNorm Conformer). ``NAME`` is the config name, used in
+    messages.
     """
 
-    def _setup_common(
-        self,
-        output_size: int,
-        num_blocks: int,
-        interctc_layer_idx: Optional[List[int]],
-        interctc_use_conditioning: bool,
-        layer_drop_rate: float,
-        gradient_checkpoint_layers: Optional[List[int]],
-        normalize_interctc: bool,
-        ctc_trim: bool = False,
-    ) -> None:
-        if num_blocks <= 0:
-            raise ValueError(f"num_blocks={num_blocks} must be a positive integer")
-        self._output_size = output_size
-        interctc_layer_idx = list(interctc_layer_idx or [])
+    NAME = ""
+
+    def __init__(self, arguments: Dict[str, Any]):
+        super().__init__()
+        args = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        warn_attention_only(self.NAME, args)
+        args["pos_enc_layer_type"] = resolve_pos_enc(self.NAME, args["pos_enc_layer_type"])
+        check_range("dropout_rate", args["dropout_rate"], 0.0, 1.0)
+        check_range("positional_dropout_rate", args["positional_dropout_rate"], 0.0, 1.0)
+        if args["output_size"] <= 0:
+            raise ValueError(f"output_size={args['output_size']} must be a positive integer")
+        if args["num_blocks"] <= 0:
+            raise ValueError(f"num_blocks={args['num_blocks']} must be a positive integer")
+        cell_options = dict(
+            hidden_units=args["summary_hidden_units"], heads=args["summary_heads"], mode=args["summary_mode"],
+            activation=args["summary_activation"], branch_norm=args["summary_branch_norm"],
+            dropout_rate=args["summary_dropout_rate"],
+        )
+        build_cell(args["output_size"], **cell_options)  # raises before anything large is built
+        self._setup_chunks(args)
+        self._setup_interctc(args)
+        self._output_size = args["output_size"]
+        self.embed = build_input_layer(
+            args["input_layer"], args["input_size"], args["output_size"], args["dropout_rate"],
+            args["pos_enc_layer_type"], args["positional_dropout_rate"], args["max_pos_emb_len"],
+            args["padding_idx"],
+        )
+        self.encoders = torch.nn.ModuleList(
+            self._build_layers(args, lambda: build_cell(args["output_size"], **cell_options))
+        )
+        # ESPnet's Conformer normalises the output (and the intermediate CTC inputs) only with
+        # pre-LayerNorm blocks; the Branchformers always normalise the output, never the
+        # intermediate ones.
+        self.normalize_before = args.get("normalize_before", True)
+        self.after_norm = LayerNorm(args["output_size"]) if self.normalize_before else None
+        self._normalize_interctc = args.get("normalize_before", False)
+
+    @abstractmethod
+    def _build_layers(self, args: Dict[str, Any], cell: Callable[[], SummaryMixing]) -> List[torch.nn.Module]:
+        """Validate the family's own keys in ``args`` (the constructor's arguments) and return its
+        ``num_blocks`` blocks, each called as ``block(x, mask, chunk_size=0) -> x`` and, streamed,
+        ``block.step(x, mask, state) -> (x, state)``; ``cell()`` builds one SummaryMixing cell."""
+
+    def _setup_interctc(self, args: Dict[str, Any]) -> None:
+        """Validate and store intermediate CTC, layer drop and gradient checkpointing."""
+        num_blocks = args["num_blocks"]
+        interctc_layer_idx = list(args.get("interctc_layer_idx") or [])
         bad = [i for i in interctc_layer_idx if not 0 < i < num_blocks]
         if bad:
             raise ValueError(
                 f"interctc_layer_idx={interctc_layer_idx} has {bad} outside 1..{num_blocks - 1} "
                 f"(layer numbers start at 1 and the last layer, {num_blocks}, is the output)"
             )
+        interctc_use_conditioning = args.get("interctc_use_conditioning", False)
         if interctc_use_conditioning and not interctc_layer_idx:
             raise ValueError(
                 "interctc_use_conditioning=True needs at least one intermediate layer in "
                 "interctc_layer_idx"
             )
+        ctc_trim = args.get("ctc_trim", False)
         if ctc_trim and not interctc_layer_idx:
             raise ValueError("ctc_trim=True needs at least one layer in interctc_layer_idx")
-        check_range("layer_drop_rate", layer_drop_rate, 0.0, 1.0)
-        checkpoints = list(gradient_checkpoint_layers or [])
+        check_range("layer_drop_rate", args["layer_drop_rate"], 0.0, 1.0)
+        checkpoints = list(args.get("gradient_checkpoint_layers") or [])
         bad = [i for i in checkpoints if not 0 <= i <= num_blocks]
         if bad:
             raise ValueError(
@@ -252,23 +297,17 @@ class SummaryMixingEncoderBase(AbsEncoder):
         self.interctc_use_conditioning = interctc_use_conditioning
         self.conditioning_layer = None  # set by ESPnet's model when conditioning is used
         self.ctc_trim = ctc_trim
-        self.layer_drop_rate = layer_drop_rate
+        self.layer_drop_rate = args["layer_drop_rate"]
         self.gradient_checkpoint_layers = checkpoints
-        self._normalize_interctc = normalize_interctc
 
     def output_size(self) -> int:
         return self._output_size
 
-    def _setup_chunks(
-        self,
-        causal_conv: bool,
-        chunk_conv: bool,
-        dynamic_chunk_training: bool,
-        chunk_size_range: Optional[List[int]],
-        full_context_prob: float,
-        decode_chunk_size: int,
-    ) -> None:
+    def _setup_chunks(self, args: Dict[str, Any]) -> None:
         """Validate and store the chunk-causal (streaming) options."""
+        causal_conv, chunk_conv = args["causal_conv"], args["chunk_conv"]
+        dynamic_chunk_training, full_context_prob = args["dynamic_chunk_training"], args["full_context_prob"]
+        chunk_size_range, decode_chunk_size = args["chunk_size_range"], args["decode_chunk_size"]
         chunk_size_range = list(chunk_size_range) if chunk_size_range is not None else [1, 25]
         if len(chunk_size_range) != 2 or not 1 <= chunk_size_range[0] <= chunk_size_range[1]:
             raise ValueError(

@@ -14,19 +14,9 @@ from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import (
 from espnet2.asr.layers.cgmlp import ConvolutionalGatingMLP
 from typeguard import typechecked
 
-from espnet_summarymixing import _masked
-from espnet_summarymixing._encoder_base import (
-    SummaryMixingEncoderBase,
-    build_cell,
-    build_input_layer,
-    check_choice,
-    check_range,
-    resolve_pos_enc,
-    summary_cell_options,
-    warn_attention_only,
-)
-from espnet_summarymixing.branchformer_encoder import check_cgmlp_options
-from espnet_summarymixing.summary_mixing import SummaryMixing, make_activation
+from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase, check_cgmlp_options, check_choice
+from espnet_summarymixing.layers import masked as _masked
+from espnet_summarymixing.layers.summary_mixing import SummaryMixing, make_activation
 
 __all__ = ["SummaryMixingEBranchformerEncoder"]
 
@@ -37,7 +27,7 @@ class _EBranchformerLayer(torch.nn.Module):
     def __init__(
         self,
         size: int,
-        summary_mixing: Optional[SummaryMixing],
+        summary_mixing: SummaryMixing,
         cgmlp: ConvolutionalGatingMLP,
         feed_forward: Optional[torch.nn.Module],
         feed_forward_macaron: Optional[torch.nn.Module],
@@ -76,9 +66,7 @@ class _EBranchformerLayer(torch.nn.Module):
         def branches(x):
             x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
                                chunk_size if self.chunk_conv else 0)
-            x1 = None if self.summary_mixing is None else self.summary_mixing(
-                self.norm_mha(x), mask, chunk_size=chunk_size
-            )
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
             return x1, x2
 
         def fuse(x_concat):
@@ -96,9 +84,6 @@ class _EBranchformerLayer(torch.nn.Module):
         def branches(x):
             x2, new["cgmlp"] = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
                                              cache=cgmlp_cache, streaming=True)
-            if self.summary_mixing is None:
-                new["mix"] = None
-                return None, x2
             x1, new["mix"] = self.summary_mixing.forward_streaming(self.norm_mha(x), mask, mix_state)
             return x1, x2
 
@@ -115,9 +100,7 @@ class _EBranchformerLayer(torch.nn.Module):
             y = self.feed_forward_macaron(self.norm_ff_macaron(x))
             x = x + self.ff_scale * self.dropout(y)
         x1, x2 = branches(x)
-        x2 = self.dropout(x2)  # (B, T, D)
-        # x1 is None for the benchmark's lower bound: no global branch
-        x1 = torch.zeros_like(x2) if x1 is None else self.dropout(x1)  # (B, T, D)
+        x1, x2 = self.dropout(x1), self.dropout(x2)  # (B, T, D) each
         x_concat = torch.cat([x1, x2], dim=-1)  # (B, T, 2D)
         x = x + self.dropout(self.merge_proj(x_concat + fuse(x_concat)))
         if self.feed_forward is not None:
@@ -185,6 +168,8 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         (torch.Size([2, 11, 16]), [11, 6])
     """
 
+    NAME = "summarymixing_e_branchformer"
+
     @typechecked
     def __init__(
         self,
@@ -221,7 +206,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,
         summary_activation: str = "gelu",
-        summary_branch_norm: bool = True,
+        summary_branch_norm: Optional[bool] = None,
         summary_dropout_rate: float = 0.0,
         attention_heads: Optional[int] = None,
         attention_layer_type: Optional[str] = None,
@@ -231,71 +216,38 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         qk_norm: Optional[bool] = None,
         use_flash_attn: Optional[bool] = None,
     ):
-        super().__init__()
-        name = "summarymixing_e_branchformer"
-        warn_attention_only(
-            name,
-            attention_heads=attention_heads,
-            attention_layer_type=attention_layer_type,
-            rel_pos_type=rel_pos_type,
-            attention_dropout_rate=attention_dropout_rate,
-            zero_triu=zero_triu,
-            qk_norm=qk_norm,
-            use_flash_attn=use_flash_attn,
-        )
-        pos_enc_layer_type = resolve_pos_enc(name, pos_enc_layer_type)
-        check_cgmlp_options(cgmlp_linear_units, cgmlp_conv_kernel, gate_activation)
-        check_choice("positionwise_layer_type", positionwise_layer_type, ["linear"])
-        check_range("dropout_rate", dropout_rate, 0.0, 1.0)
-        check_range("positional_dropout_rate", positional_dropout_rate, 0.0, 1.0)
+        super().__init__(locals())
+
+    def _build_layers(self, args, cell):
+        size, units, merge_conv_kernel = args["output_size"], args["linear_units"], args["merge_conv_kernel"]
+        check_cgmlp_options(args["cgmlp_linear_units"], args["cgmlp_conv_kernel"], args["gate_activation"])
+        check_choice("positionwise_layer_type", args["positionwise_layer_type"], ["linear"])
         if merge_conv_kernel < 1 or merge_conv_kernel % 2 == 0:
             raise ValueError(f"merge_conv_kernel={merge_conv_kernel} must be a positive odd number")
-        if macaron_ffn and not use_ffn:
+        if args["macaron_ffn"] and not args["use_ffn"]:
             raise ValueError("macaron_ffn=True needs use_ffn=True (the macaron pair is two FFNs)")
-        if use_ffn and linear_units <= 0:
-            raise ValueError(f"linear_units={linear_units} must be positive")
-        make_activation(ffn_activation_type, "ffn_activation_type")
-        cell_options = summary_cell_options(
-            output_size, summary_mode, summary_heads, summary_hidden_units, summary_activation,
-            summary_branch_norm, summary_dropout_rate,
-        )
-
-        self._setup_chunks(causal_conv, chunk_conv, dynamic_chunk_training, chunk_size_range, full_context_prob,
-                           decode_chunk_size)
-        self.embed = build_input_layer(
-            input_layer, input_size, output_size, dropout_rate, pos_enc_layer_type,
-            positional_dropout_rate, max_pos_emb_len, padding_idx,
-        )
+        if args["use_ffn"] and units <= 0:
+            raise ValueError(f"linear_units={units} must be positive")
+        make_activation(args["ffn_activation_type"], "ffn_activation_type")
 
         def ffn():
-            return PositionwiseFeedForward(
-                output_size, linear_units, dropout_rate, make_activation(ffn_activation_type)
-            )
+            activation = make_activation(args["ffn_activation_type"])
+            return PositionwiseFeedForward(size, units, args["dropout_rate"], activation)
 
-        self.encoders = torch.nn.ModuleList(
+        return [
             _EBranchformerLayer(
-                output_size,
-                build_cell(output_size, **cell_options),
+                size,
+                cell(),
                 ConvolutionalGatingMLP(
-                    output_size, cgmlp_linear_units, cgmlp_conv_kernel, dropout_rate,
-                    use_linear_after_conv, gate_activation,
+                    size, args["cgmlp_linear_units"], args["cgmlp_conv_kernel"], args["dropout_rate"],
+                    args["use_linear_after_conv"], args["gate_activation"],
                 ),
-                ffn() if use_ffn else None,
-                ffn() if use_ffn and macaron_ffn else None,
-                dropout_rate,
+                ffn() if args["use_ffn"] else None,
+                ffn() if args["use_ffn"] and args["macaron_ffn"] else None,
+                args["dropout_rate"],
                 merge_conv_kernel,
-                causal_conv,
-                chunk_conv,
+                args["causal_conv"],
+                args["chunk_conv"],
             )
-            for _ in range(num_blocks)
-        )
-        self.after_norm = LayerNorm(output_size)
-        self._setup_common(
-            output_size,
-            num_blocks,
-            interctc_layer_idx,
-            interctc_use_conditioning,
-            layer_drop_rate,
-            gradient_checkpoint_layers,
-            normalize_interctc=False,
-        )
+            for _ in range(args["num_blocks"])
+        ]

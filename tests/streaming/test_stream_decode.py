@@ -8,7 +8,7 @@ import pytest
 import soundfile
 import torch
 
-from espnet_summarymixing.stream_decode import StreamingRecognizer
+from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
 
 STREAMING = dict(chunk_conv=True, dynamic_chunk_training=True, chunk_size_range=[2, 8], decode_chunk_size=4)
 

@@ -1,0 +1,131 @@
+"""Pack a trained model into a zip that ``espnet_model_zoo`` and ``Speech2Text`` load offline.
+
+Unlike a bare ``espnet2.bin.pack``, every file that the training config points to and that
+decoding needs (normalisation statistics, sentencepiece model, a token list given as a file)
+is found in the config and packed with it, under a fixed layout, with the config rewritten to
+point at the packed copies. The zip also carries the decoding config and a model card
+(README.md). The archive format is ESPnet's own (``meta.yaml`` + files), so
+``ModelDownloader().download_and_unpack("model.zip")`` and
+``Speech2Text.from_pretrained("model.zip")`` work on it unchanged.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from espnet_summarymixing.publish.model_card import model_card
+
+__all__ = ["pack_model", "LAYOUT"]
+
+# Where each kind of file goes inside the archive.
+LAYOUT = {
+    "config": "exp/asr_train/config.yaml",
+    "model": "exp/asr_train/model.pth",
+    "inference_config": "exp/asr_train/decode_asr.yaml",
+    "results": "exp/asr_train/RESULTS.md",
+    "readme": "README.md",
+}
+
+
+def _referenced_files(config: dict) -> Dict[str, Path]:
+    """Files the config points to that decoding needs: {config key path: file}."""
+    found = {}
+    stats = (config.get("normalize_conf") or {}).get("stats_file")
+    if stats:
+        found["normalize_conf.stats_file"] = Path(stats)
+    if isinstance(config.get("bpemodel"), str) and config["bpemodel"] not in ("none", ""):
+        found["bpemodel"] = Path(config["bpemodel"])
+    if isinstance(config.get("token_list"), str):
+        found["token_list"] = Path(config["token_list"])
+    return found
+
+
+def _set(config: dict, dotted: str, value: str) -> None:
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        config = config[key]
+    config[keys[-1]] = value
+
+
+def pack_model(
+    asr_train_config: Path,
+    asr_model_file: Path,
+    outpath: Path,
+    inference_config: Optional[Path] = None,
+    results: Optional[Path] = None,
+    training_data: Optional[str] = None,
+    options: Optional[List[Path]] = None,
+) -> Path:
+    """Write the zip; return its path. Raises FileNotFoundError naming any missing input."""
+    from espnet2.main_funcs.pack_funcs import pack
+
+    asr_train_config, asr_model_file = Path(asr_train_config), Path(asr_model_file)
+    inputs = {"--asr_train_config": asr_train_config, "--asr_model_file": asr_model_file}
+    if inference_config is not None:
+        inputs["--inference_config"] = Path(inference_config)
+    if results is not None:
+        inputs["--results"] = Path(results)
+    for i, option in enumerate(options or []):
+        inputs[f"--option #{i + 1}"] = Path(option)
+    for flag, path in inputs.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"pack: {flag} {path}: no such file")
+    config = yaml.safe_load(asr_train_config.read_text(encoding="utf-8"))
+    if not isinstance(config, dict) or "encoder" not in config:
+        raise ValueError(f"pack: {asr_train_config} is not an ESPnet training config (no 'encoder' key)")
+    referenced = _referenced_files(config)
+    for key, path in referenced.items():
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"pack: {asr_train_config} sets {key}: {path}, which does not exist; decoding needs it"
+            )
+
+    outpath = Path(outpath).absolute()
+    with tempfile.TemporaryDirectory() as staging:
+        stage = Path(staging)
+
+        def put(src: Path, name: str) -> str:
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, stage / name)
+            return name
+
+        option_names = []
+        for key, path in referenced.items():
+            name = put(path, f"exp/asr_train/files/{key.split('.')[-1]}/{path.name}")
+            _set(config, key, name)  # unpacking rewrites it to the unpacked location
+            option_names.append(name)
+        (stage / LAYOUT["config"]).parent.mkdir(parents=True, exist_ok=True)
+        (stage / LAYOUT["config"]).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        put(asr_model_file, LAYOUT["model"])
+        if inference_config is not None:
+            option_names.append(put(Path(inference_config), LAYOUT["inference_config"]))
+        results_text = None
+        if results is not None:
+            option_names.append(put(Path(results), LAYOUT["results"]))
+            results_text = Path(results).read_text(encoding="utf-8")
+        for option in options or []:
+            option_names.append(put(Path(option), f"exp/asr_train/extra/{Path(option).name}"))
+        card = model_card(stage / LAYOUT["config"], stage / LAYOUT["model"], results=results_text,
+                          training_data=training_data)
+        (stage / LAYOUT["readme"]).write_text(card, encoding="utf-8")
+        option_names.append(LAYOUT["readme"])
+
+        cwd = Path.cwd()
+        try:
+            import os
+
+            os.chdir(stage)  # ESPnet stores paths relative to the working directory
+            pack(
+                files={"asr_model_file": LAYOUT["model"]},
+                yaml_files={"asr_train_config": LAYOUT["config"]},
+                outpath=str(outpath),
+                option=option_names,
+            )
+        finally:
+            os.chdir(cwd)
+    return outpath
+
+
