@@ -146,3 +146,22 @@ def _train(encoder, encoder_conf, normalize, data, exp):
     return exp / "model"
 
 
+@pytest.fixture(scope="session")
+def token_list(tmp_path_factory):
+    """A character token list for dry runs."""
+    path = tmp_path_factory.mktemp("tokens") / "tokens.txt"
+    path.write_text("\n".join(["<blank>", "<unk>", *"ABCDEFG", "<space>", "<sos/eos>"]) + "\n")
+    return path
+
+
+def dry_run(config, token_list, output_dir, task="asr"):
+    """``python -m espnet2.bin.<task>_train --dry_run true`` on a config (the model is built, nothing is
+    trained); fails with ESPnet's message if it fails. Returns (process, the config.yaml ESPnet saved)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"espnet2.bin.{task}_train", "--dry_run", "true", "--config", str(config),
+         "--token_list", str(token_list), "--output_dir", str(output_dir),
+         "--use_tensorboard", "false", "--ngpu", "0"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc, yaml.safe_load((output_dir / "config.yaml").read_text())

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, dry_run
 
 AN4_CONF = ROOT / "egs2" / "an4" / "asr1" / "conf"
 CONFIGS = sorted({p.resolve() for p in [*(ROOT / "conf").rglob("*.yaml"), *(AN4_CONF / "tuning").glob("*.yaml")]})
@@ -19,30 +19,10 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def token_list(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tokens") / "tokens.txt"
-    path.write_text("\n".join(["<blank>", "<unk>", *"ABCDEFG", "<space>", "<sos/eos>"]) + "\n")
-    return path
-
-
 def test_the_default_config_links_to_the_summarymixing_conformer():
     default = ROOT / "conf" / "train_asr_summarymixing.yaml"
     assert default.is_symlink()
     assert yaml.safe_load(default.read_text())["encoder"] == "summarymixing_conformer"
-
-
-def dry_run(config, token_list, output_dir, task="asr"):
-    """``python -m espnet2.bin.<task>_train --dry_run true`` on a config (the model is built, nothing is
-    trained); fails with ESPnet's message if it fails. Returns (process, the config.yaml ESPnet saved)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", f"espnet2.bin.{task}_train", "--dry_run", "true", "--config", str(config),
-         "--token_list", str(token_list), "--output_dir", str(output_dir),
-         "--use_tensorboard", "false", "--ngpu", "0"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc, yaml.safe_load((output_dir / "config.yaml").read_text())
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -77,3 +57,14 @@ def test_configs_differ_from_the_baseline_only_in_the_encoder(pair):
     assert strip(ours) == strip(base)
     shared = set(ours["encoder_conf"]) & set(base["encoder_conf"])
     assert all(ours["encoder_conf"][k] == base["encoder_conf"][k] for k in shared - {"pos_enc_layer_type"})
+
+
+def test_recipes_link_to_the_canonical_configs_instead_of_copying_them():
+    """A recipe config named like one under conf/tuning/ is a link to it: no copy to drift."""
+    canonical = {p.name: p.resolve() for p in (ROOT / "conf" / "tuning").glob("*.yaml")}
+    linked = 0
+    for config in (ROOT / "egs2").glob("*/*/conf/tuning/*.yaml"):
+        if config.name in canonical:
+            assert config.is_symlink() and config.resolve() == canonical[config.name], config
+            linked += 1
+    assert linked == len(canonical)  # every canonical config is used by a recipe (LibriSpeech 100 h)

@@ -8,7 +8,14 @@ import textwrap
 
 import pytest
 
-NAMES = ["summarymixing_conformer", "summarymixing_branchformer", "summarymixing_e_branchformer"]
+from conftest import dry_run
+
+ENCODER_CLASSES = {
+    "summarymixing_conformer": "SummaryMixingConformerEncoder",
+    "summarymixing_branchformer": "SummaryMixingBranchformerEncoder",
+    "summarymixing_e_branchformer": "SummaryMixingEBranchformerEncoder",
+}
+NAMES = list(ENCODER_CLASSES)
 
 
 def python(code, env=None):
@@ -51,11 +58,21 @@ def test_names_resolve_in_every_task_that_offers_espnet_conformers():
         assert found.get(key, []) == [], key
 
 
-def test_command_line_lists_and_builds_the_encoders(tmp_path):
+@pytest.mark.parametrize("name, conf", [
+    ("summarymixing_conformer", "output_size=16,linear_units=16,num_blocks=1,cnn_module_kernel=3"),
+    ("summarymixing_branchformer", "output_size=16,cgmlp_linear_units=16,num_blocks=1,cgmlp_conv_kernel=3"),
+    ("summarymixing_e_branchformer", "output_size=16,cgmlp_linear_units=16,num_blocks=1,cgmlp_conv_kernel=3"),
+])
+def test_command_line_lists_and_builds_the_encoders(name, conf, token_list, tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "espnet2.bin.asr_train", "--help"],
                                capture_output=True, text=True, timeout=300).stdout
-    for name in NAMES:
-        assert name in help_text
+    assert name in help_text
+    config = tmp_path / "train.yaml"
+    config.write_text(f"encoder: {name}\nencoder_conf: {{{conf.replace('=', ': ')}}}\nmodel_conf: {{ctc_weight: 1.0}}\n")
+    proc, saved = dry_run(config, token_list, tmp_path / "exp")
+    assert saved["encoder"] == name
+    built = ENCODER_CLASSES[name]
+    assert f"(encoder): {built}(" in proc.stderr  # ESPnet logs the model it built
 
 
 def test_register_is_idempotent_and_the_hook_can_be_switched_off():

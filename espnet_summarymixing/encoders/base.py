@@ -81,6 +81,49 @@ ATTENTION_ONLY_KEYS = ("attention_heads", "attention_dropout_rate", "selfattenti
 GATE_ACTIVATIONS = ("identity", "hardtanh", "tanh", "relu", "selu", "swish")
 
 
+#: The documentation of the keys all three encoders share, one entry per key: each encoder's
+#: docstring says ``{shared_args}`` where it goes (see ``SummaryMixingEncoderBase.__init_subclass__``).
+SHARED_ARGS_DOC = """\
+padding_idx (int): Padding index for ``input_layer="embed"`` (default -1).
+max_pos_emb_len (int): Initial length of the positional table (default 5000).
+interctc_layer_idx (Optional[List[int]]): Layers (1-based, < num_blocks) whose
+    outputs feed intermediate CTC (default None).
+interctc_use_conditioning (bool): Self-conditioned CTC (default False).
+layer_drop_rate (float): Probability of dropping each layer in training (default 0.0).
+gradient_checkpoint_layers (Optional[List[int]]): Layers to recompute in the backward
+    pass, 0 = input layer (default None).
+causal_conv (bool): Time convolutions see past frames only (default False), in every
+    mode. One way to make the model streamable.
+chunk_conv (bool): Chunk-aware time convolutions (default False): centred as usual in full
+    context, but in a chunked forward (and when streaming) a frame sees no frame beyond
+    the end of its chunk (dynamic chunk convolution, Li et al., ICASSP 2023). The other,
+    usually more accurate way to make the model streamable: the full-context model is the
+    offline encoder. ``causal_conv`` or ``chunk_conv`` is needed for chunked modes.
+dynamic_chunk_training (bool): In training, each batch draws a chunk size from
+    ``chunk_size_range`` or, with probability ``full_context_prob``, full context, so that
+    one model serves offline and streaming decoding (default False).
+chunk_size_range (Optional[List[int]]): [min, max] chunk size in frames after
+    subsampling (default [1, 25]).
+full_context_prob (float): Probability of a full-context batch (default 0.5).
+decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context
+    (default 0); ``StreamingEncoder`` decodes chunk by chunk with the same result.
+summary_mode (str): ``mixing`` (default, the paper's SummaryMixing), ``lite``
+    (SummaryMixing-lite) or ``fast`` (SummaryMixing-fast).
+summary_heads (int): Block-diagonal groups of the cell's branches (default 1).
+summary_hidden_units (Optional[int]): Hidden size of the branches (default D).
+summary_branch_norm (Optional[bool]): LayerNorm on the cell's branches; None (default)
+    follows the published cell of ``summary_mode``: on in ``mixing``, off in ``lite``
+    and ``fast`` (see ``SummaryMixing``).
+summary_dropout_rate (float): Dropout before the combiner (default 0.0, the paper).
+attention_heads (Optional[int]): Accepted for config compatibility, no effect (warned).
+attention_dropout_rate (Optional[float]): Accepted for config compatibility, no effect.
+rel_pos_type (Optional[str]): Accepted for config compatibility, no effect.
+zero_triu (Optional[bool]): Accepted for config compatibility, no effect.
+qk_norm (Optional[bool]): Accepted for config compatibility, no effect.
+use_flash_attn (Optional[bool]): Accepted for config compatibility, no effect.\
+"""
+
+
 def check_choice(argument: str, value, allowed: Sequence) -> None:
     """Raise a ValueError naming ``argument``, its ``value`` and the ``allowed`` values."""
     if value not in allowed:
@@ -224,6 +267,13 @@ class SummaryMixingEncoderBase(AbsEncoder):
     """
 
     NAME = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and "{shared_args}" in cls.__doc__:
+            indent = " " * 8
+            text = "\n".join(indent + line if line else line for line in SHARED_ARGS_DOC.splitlines())
+            cls.__doc__ = cls.__doc__.replace(indent + "{shared_args}", text)
 
     def __init__(self, arguments: Dict[str, Any]):
         super().__init__()

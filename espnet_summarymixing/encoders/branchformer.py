@@ -169,32 +169,11 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         dropout_rate (float): Dropout (default 0.1).
         positional_dropout_rate (float): Dropout after the positional encoding (default 0.1).
         input_layer (Optional[str]): As in the Conformer (default ``conv2d``).
-        padding_idx (int): Padding index for ``input_layer="embed"`` (default -1).
         stochastic_depth_rate (Union[float, List[float]]): Per-block skip probability (0.0).
-        layer_drop_rate (float): Probability of dropping each layer in training (0.0).
-        max_pos_emb_len (int): Initial length of the positional table (5000).
-        interctc_layer_idx (Optional[List[int]]): Intermediate CTC layers (default None).
-        interctc_use_conditioning (bool): Self-conditioned CTC (default False).
-        gradient_checkpoint_layers (Optional[List[int]]): Layers recomputed in backward.
-        causal_conv (bool): Time convolutions see past frames only (default False), in every
-            mode. One way to make the model streamable.
-        chunk_conv (bool): Chunk-aware time convolutions (default False): centred in full
-            context, cut at the end of the chunk in a chunked forward and when streaming. The
-            other way to make the model streamable (see the Conformer's ``chunk_conv``).
-        dynamic_chunk_training (bool): Each training batch draws a chunk size from
-            ``chunk_size_range`` or, with probability ``full_context_prob``, full context
-            (default False).
-        chunk_size_range (Optional[List[int]]): [min, max] chunk size after subsampling
-            (default [1, 25]).
-        full_context_prob (float): Probability of a full-context batch (default 0.5).
-        decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context (0).
-        summary_mode, summary_heads, summary_hidden_units, summary_branch_norm,
-        summary_dropout_rate: The cell, as in the Conformer (defaults ``mixing``, 1, D,
-            True, 0.0).
         summary_activation (str): Activation in the cell (default ``gelu``, as in the
             authors' Branchformer recipes).
-        attention_heads, attention_layer_type, rel_pos_type, attention_dropout_rate,
-        zero_triu, qk_norm, use_flash_attn: Accepted for config compatibility, no effect.
+        {shared_args}
+        attention_layer_type (Optional[str]): Accepted for config compatibility, no effect.
 
     Example:
         >>> enc = SummaryMixingBranchformerEncoder(20, output_size=16, cgmlp_linear_units=32,

@@ -167,41 +167,13 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
             (default ``swish``).
         use_cnn_module (bool): Use the convolution module (default True).
         cnn_module_kernel (int): Odd kernel size of the depthwise convolution (default 31).
-        padding_idx (int): Padding index for ``input_layer="embed"`` (default -1).
-        interctc_layer_idx (Optional[List[int]]): Layers (1-based, < num_blocks) whose
-            outputs feed intermediate CTC (default None).
-        interctc_use_conditioning (bool): Self-conditioned CTC (default False).
         ctc_trim (bool): Trim confident trailing blanks after intermediate CTC (default False).
         stochastic_depth_rate (Union[float, List[float]]): Per-block skip probability
             (default 0.0).
-        layer_drop_rate (float): Probability of dropping each layer in training (default 0.0).
-        max_pos_emb_len (int): Initial length of the positional table (default 5000).
-        gradient_checkpoint_layers (Optional[List[int]]): Layers to recompute in the backward
-            pass, 0 = input layer (default None).
-        causal_conv (bool): Convolution modules see past frames only (default False), in
-            every mode. One way to make the model streamable.
-        chunk_conv (bool): Chunk-aware convolutions (default False): centred as usual in full
-            context, but in a chunked forward (and when streaming) a frame sees no frame beyond
-            the end of its chunk (dynamic chunk convolution, Li et al., ICASSP 2023). The other,
-            usually more accurate way to make the model streamable: the full-context model is the
-            offline Conformer. ``causal_conv`` or ``chunk_conv`` is needed for chunked modes.
-        dynamic_chunk_training (bool): In training, each batch draws a chunk size from
-            ``chunk_size_range`` or, with probability ``full_context_prob``, full context, so that
-            one model serves offline and streaming decoding (default False).
-        chunk_size_range (Optional[List[int]]): [min, max] chunk size in frames after
-            subsampling (default [1, 25]).
-        full_context_prob (float): Probability of a full-context batch (default 0.5).
-        decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context
-            (default 0); ``StreamingEncoder`` decodes chunk by chunk with the same result.
-        summary_mode (str): ``mixing`` (default), ``lite`` or ``fast``.
-        summary_heads (int): Block-diagonal groups of the cell's branches (default 1).
-        summary_hidden_units (Optional[int]): Hidden size of the branches (default D).
         summary_activation (str): Activation inside the cell (default ``swish``, as in the
             authors' Conformer recipes).
-        summary_branch_norm (bool): LayerNorm on both branches (default True, the paper).
-        summary_dropout_rate (float): Dropout before the combiner (default 0.0, the paper).
-        attention_heads, attention_dropout_rate, selfattention_layer_type, rel_pos_type,
-        zero_triu, qk_norm, use_flash_attn: Accepted for config compatibility, no effect.
+        {shared_args}
+        selfattention_layer_type (Optional[str]): Accepted for config compatibility, no effect.
 
     Example:
         >>> enc = SummaryMixingConformerEncoder(20, output_size=16, linear_units=32,

@@ -1,7 +1,8 @@
-"""The SummaryMixing cell against its definition (shared/docs/SUMMARYMIXING.md)."""
+"""The SummaryMixing cell against its definition (shared/docs/SUMMARYMIXING.md) and the published cells."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from espnet_summarymixing.layers.summary_mixing import MODES, SummaryMixing, _GroupedLinear
 
@@ -50,6 +51,99 @@ def test_matches_frame_by_frame_definition(mode, heads, branch_norm):
     x = torch.randn(3, 7, 8)
     mask = _mask([7, 4, 1], 7)
     torch.testing.assert_close(cell(x, mask), _reference(cell, x, mask), atol=1e-5, rtol=1e-5)
+
+
+def _dense(layer):
+    """(weight (out, in), bias) of a Linear or of a block-diagonal grouped linear layer."""
+    if isinstance(layer, torch.nn.Linear):
+        return layer.weight, layer.bias
+    g = layer.groups
+    blocks = layer.weight.view(g, layer.out_features // g, layer.in_features // g)
+    return torch.block_diag(*blocks), layer.bias
+
+
+def _layer_norm(v, norm):
+    mean = v.mean(-1, keepdim=True)
+    var = ((v - mean) ** 2).mean(-1, keepdim=True)
+    return (v - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+
+def _published(cell, x, lengths):
+    """The published cells, frame by frame, from the weights alone (paper Eq. 1; the authors'
+    SpeechBrain 0.5 and 1.0 code with its defaults): every linear layer is followed by the
+    activation; SummaryMixing: LayerNorm on f_t and on the mean of s_t, then the combiner on
+    [f_t; mean]; SummaryMixing-lite: the mean of s_t on every frame, nothing else;
+    SummaryMixing-fast: one projection gives [f_t; s_t] (f first), the combiner on [f_t; mean of s],
+    no LayerNorm."""
+    act = {"gelu": F.gelu, "swish": F.silu}[cell.activation_type]
+
+    def mlp(layers, v):
+        for layer in layers:
+            if not isinstance(layer, (torch.nn.GELU, torch.nn.SiLU)):
+                w, b = _dense(layer)
+                v = act(v @ w.T + b)
+        return v
+
+    out = torch.zeros(x.size(0), x.size(1), cell.size)
+    for i, n in enumerate(lengths):
+        frames = x[i, :n]  # (n, D): the padding is not part of the utterance
+        if cell.mode == "fast":
+            h = mlp(cell.fused_proj, frames)
+            f, s = h[:, :cell.hidden_units], h[:, cell.hidden_units:]
+        else:
+            s = mlp(cell.summary_proj, frames)
+            f = mlp(cell.local_proj, frames) if cell.mode == "mixing" else None
+        mean = s.sum(0) / n
+        for t in range(n):
+            if cell.mode == "lite":
+                out[i, t] = mean
+                continue
+            ft, summary = f[t], mean
+            if cell.mode == "mixing":
+                ft, summary = _layer_norm(ft, cell.local_norm), _layer_norm(summary, cell.summary_norm)
+            w, b = _dense(cell.combiner)
+            out[i, t] = act(torch.cat([ft, summary]) @ w.T + b)
+    return out
+
+
+@pytest.mark.parametrize("mode, heads, activation", [
+    ("mixing", 1, "gelu"), ("mixing", 2, "swish"), ("lite", 1, "gelu"), ("lite", 4, "swish"),
+    ("fast", 1, "gelu"), ("fast", 1, "swish"),
+])
+def test_defaults_compute_the_published_cells(mode, heads, activation):
+    torch.manual_seed(10)
+    cell = SummaryMixing(8, hidden_units=12 if mode != "lite" else None, heads=heads, mode=mode,
+                         activation=activation).eval()
+    with torch.no_grad():  # LayerNorms away from the identity, so that a missing or extra one shows
+        for name, p in cell.named_parameters():
+            if "norm" in name:
+                p.uniform_(-2.0, 2.0)
+    x = torch.randn(3, 9, 8)
+    lengths = [9, 6, 1]
+    got = cell(x, _mask(lengths, 9))
+    torch.testing.assert_close(got, _published(cell, x, lengths), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["lite", "fast"])
+def test_checkpoints_with_the_old_default_layer_norms_still_load_strictly(mode):
+    """Before 0.2 the default put LayerNorms in every mode: their weights turn them on again."""
+    torch.manual_seed(11)
+    old = SummaryMixing(8, mode=mode, branch_norm=True).eval()
+    with torch.no_grad():
+        for name, p in old.named_parameters():
+            if "norm" in name:
+                p.uniform_(-2.0, 2.0)
+    x, mask = torch.randn(2, 7, 8), _mask([7, 4], 7)
+    new = SummaryMixing(8, mode=mode).eval()
+    assert new.summary_norm is None
+    new.load_state_dict(old.state_dict(), strict=True)
+    assert new.branch_norm and new.summary_norm is not None
+    torch.testing.assert_close(new(x, mask), old(x, mask))
+    plain = SummaryMixing(8, mode=mode)
+    plain.load_state_dict(SummaryMixing(8, mode=mode).state_dict(), strict=True)
+    assert plain.summary_norm is None  # a checkpoint without them keeps the published cell
+    with pytest.raises(RuntimeError, match="summary_norm"):  # an explicit False stays False
+        SummaryMixing(8, mode=mode, branch_norm=False).load_state_dict(old.state_dict(), strict=True)
 
 
 @pytest.mark.parametrize("mode", MODES)
