@@ -136,7 +136,7 @@ def test_bad_inputs_are_rejected_clearly(name):
         enc(torch.randn(2, 30, FEATS), torch.tensor([30, 0]))
     with pytest.raises(ValueError, match="length 31 beyond the 30 frames"):
         enc(torch.randn(2, 30, FEATS), torch.tensor([31, 5]))
-    with pytest.raises(ValueError, match=r"xs_pad must be \(B, T, input_size\)"):
+    with pytest.raises(ValueError, match=r"xs_pad must be \(B, T, 20\) features"):
         enc(torch.randn(30, FEATS), torch.tensor([30]))
     with pytest.raises(ValueError, match=r"ilens must have shape \(2,\)"):
         enc(torch.randn(2, 30, FEATS), torch.tensor([30]))
@@ -495,3 +495,36 @@ def test_encoders_finite_under_autocast(name, dtype):
     assert torch.isfinite(out).all()
     out.float().pow(2).mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+
+
+PADDING_CASES = [(n, layer, bad) for n in ENCODERS for layer in INPUT_LAYERS if layer != "embed"
+                 for bad in (float("nan"), float("inf"))]
+
+
+@pytest.mark.parametrize("name, input_layer, bad", PADDING_CASES,
+                         ids=[f"{n}-{l}-{b}" for n, l, b in PADDING_CASES])
+def test_nan_or_inf_in_the_padding_never_reaches_valid_frames(name, input_layer, bad):
+    input_size = 16 if input_layer is None else FEATS
+    enc = tiny(name, input_size=input_size, input_layer=input_layer).eval()
+    x = torch.randn(2, 40, input_size)
+    ilens = torch.tensor([40, 23])
+    clean = x.clone()
+    clean[1, 23:] = 0.0
+    x[1, 23:] = bad
+    with torch.no_grad():
+        out, olens, _ = enc(x, ilens)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out, enc(clean, ilens)[0])
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_wrong_features_dtype_or_empty_batch_are_named(name):
+    enc = tiny(name).eval()
+    with pytest.raises(ValueError, match=r"xs_pad has 19 features per frame, but this encoder was built with input_size=20"):
+        enc(torch.randn(2, 40, 19), torch.tensor([40, 30]))
+    with pytest.raises(ValueError, match=r"xs_pad is torch.float16 but the encoder's weights are torch.float32"):
+        enc(torch.randn(2, 40, FEATS, dtype=torch.float16), torch.tensor([40, 30]))
+    with pytest.raises(ValueError, match=r"xs_pad is an empty batch \(B = 0\)"):
+        enc(torch.randn(0, 40, FEATS), torch.zeros(0, dtype=torch.long))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: the input may differ
+        enc(torch.randn(2, 40, FEATS, dtype=torch.bfloat16), torch.tensor([40, 30]))
