@@ -19,6 +19,7 @@ import contextlib
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import List
 
 from espnet_summarymixing.publish.loading import load_audio, resolve_model
@@ -32,17 +33,38 @@ def _compute_summary(chunk_seconds: List[float]) -> str:
     return f"compute per chunk: median {ms[len(ms) // 2]:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} steps"
 
 
-def _decode_set(rec: StreamingRecognizer, args, load_audio) -> int:
-    """Stream (or, with --full_context, decode offline) every utterance of --wav_scp into --output."""
-    from pathlib import Path
+def _read_wav_scp(path: str):
+    """(line number, utterance id, audio path) of each entry, and the lines that are not entries."""
+    entries, bad = [], []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2 or fields[1].rstrip().endswith("|"):
+            why = "expected '<utterance id> <audio file>'" + (", not a command" if len(fields) == 2 else "")
+            bad.append(f"{path}:{number}: {why}: {line.strip()[:80]!r}")
+            continue
+        entries.append((number, fields[0], fields[1].strip()))
+    return entries, bad
 
-    entries = [line.split(maxsplit=1) for line in Path(args.wav_scp).read_text().splitlines() if line.strip()]
+
+def _decode_set(rec: StreamingRecognizer, args) -> int:
+    """Stream (or, with --full_context, decode offline) every utterance of --wav_scp into --output.
+    A bad line or file is reported with its line and utterance and skipped; the others are written."""
+    entries, failures = _read_wav_scp(args.wav_scp)
+    for message in failures:
+        print(f"error: {message}", file=sys.stderr)
     block = max(1, int(rec.rate * args.block_ms / 1000))
     lines, chunk_seconds, audio_seconds, compute = [], [], 0.0, 0.0
-    for i, (utt, path) in enumerate(entries, 1):
-        wave = load_audio(path.strip(), rec.rate)
-        start = time.perf_counter()
-        text = rec.decode_offline(wave) if args.full_context else rec.stream(wave, block)
+    for i, (number, utt, path) in enumerate(entries, 1):
+        try:
+            wave = load_audio(path, rec.rate)
+            start = time.perf_counter()
+            text = rec.decode_offline(wave) if args.full_context else rec.stream(wave, block)
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            failures.append(f"{args.wav_scp}:{number}: utterance {utt}: {err}")
+            print(f"error: {failures[-1]}", file=sys.stderr)
+            continue
         compute += time.perf_counter() - start
         audio_seconds += wave.numel() / rec.rate
         chunk_seconds += rec.chunk_seconds
@@ -50,12 +72,18 @@ def _decode_set(rec: StreamingRecognizer, args, load_audio) -> int:
         if i % max(1, len(entries) // 10) == 0 or i == len(entries):
             print(f"stream_decode: {i}/{len(entries)} utterances", file=sys.stderr, flush=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text("".join(sorted(lines)))
+    partial = Path(f"{args.output}.partial")
+    partial.write_text("".join(sorted(lines)), encoding="utf-8")
+    partial.replace(args.output)
     mode = "offline, full context" if args.full_context else f"streaming, chunk {rec.encoder.chunk_size}"
-    print(f"{args.output}: {len(lines)} utterances ({mode}), real-time factor {compute / audio_seconds:.3f}",
-          file=sys.stderr)
+    rtf = f", real-time factor {compute / audio_seconds:.3f}" if audio_seconds else ""
+    print(f"{args.output}: {len(lines)} utterances ({mode}){rtf}", file=sys.stderr)
     if chunk_seconds:
         print(_compute_summary(chunk_seconds), file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} entries of {args.wav_scp} failed (see above); the others are in {args.output}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -79,6 +107,12 @@ def main(argv=None) -> int:
         p.error("--wav_scp needs --output")
     if args.full_context and args.wav_scp is None:
         p.error("--full_context only applies with --wav_scp")
+    if not 0 < args.block_ms <= 60000:
+        p.error(f"--block_ms {args.block_ms:g}: must be in (0, 60000] ms of audio per step")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        p.error(f"--chunk_size {args.chunk_size}: must be at least 1 encoder frame")
+    if args.wav_scp is not None and not Path(args.wav_scp).is_file():
+        p.error(f"--wav_scp {args.wav_scp}: no such file")
 
     logging.disable(logging.WARNING)
     out = sys.stdout
@@ -87,21 +121,26 @@ def main(argv=None) -> int:
             files = resolve_model(args.model, args.cachedir)
             rec = StreamingRecognizer(files["asr_train_config"], files["asr_model_file"], args.chunk_size,
                                       args.device, offline_only=args.full_context)
-            if args.wav_scp is not None:
-                return _decode_set(rec, args, load_audio)
-            wave = load_audio(args.file, rec.rate)
         except (FileNotFoundError, ValueError, RuntimeError) as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: cannot load the model: {err}", file=sys.stderr)
             return 2
+        if args.wav_scp is not None:
+            return _decode_set(rec, args)
 
         def partial(seconds, text):
             print(f"[{seconds:7.2f} s] {text}", file=out, flush=True)
 
-        final = rec.stream(wave, max(1, int(rec.rate * args.block_ms / 1000)), partial)
+        try:
+            wave = load_audio(args.file, rec.rate)
+            final = rec.stream(wave, max(1, int(rec.rate * args.block_ms / 1000)), partial)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         print(final, file=out, flush=True)
         if rec.chunk_seconds:
             print(_compute_summary(rec.chunk_seconds), file=sys.stderr)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

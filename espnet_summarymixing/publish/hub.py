@@ -1,11 +1,11 @@
 """Hugging Face Hub: a packed model's folder with its model card, and the push."""
 
-import shutil
 from pathlib import Path
 from typing import List, Optional
 
 import yaml
 
+from espnet_summarymixing.publish.archive import safe_extract
 from espnet_summarymixing.publish.model_card import model_card
 
 __all__ = ["prepare_folder", "upload"]
@@ -22,9 +22,9 @@ def prepare_folder(model_zip: Path, folder: Path, repo_id: str, results: Optiona
         raise FileExistsError(f"{folder} is not empty: choose a new folder for the upload")
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.unpack_archive(str(model_zip), str(folder))
-    except (shutil.ReadError, ValueError) as err:
-        raise ValueError(f"--model {model_zip}: not a zip or tar archive ({err})") from None
+        safe_extract(model_zip, folder)  # no member may land outside the folder
+    except ValueError as err:
+        raise ValueError(f"--model {model_zip}: {err}") from None
     meta = folder / "meta.yaml"
     if not meta.is_file():
         raise ValueError(f"--model {model_zip}: no meta.yaml inside; pack it with espnet_summarymixing.pack")

@@ -1,27 +1,49 @@
-"""Loading what a packed model needs: the model files from any of the ways it is given, its
-sample rate, and audio at that rate."""
+"""Loading a trained model safely, from any of the ways it is given, and audio at its rate.
 
+A model is given as a zip/tar archive, an unpacked archive or Hub snapshot (a folder with
+``meta.yaml``), a training folder (``config.yaml`` and a checkpoint) or a Hugging Face Hub id.
+Archives are unpacked here (:func:`~.archive.safe_extract`: no member may land outside the cache
+folder), the paths that ``meta.yaml`` names must stay inside the model folder, and weights are
+read with ``torch.load(weights_only=True)``: a checkpoint that holds anything but tensors (a pickle
+that would run code) is refused, never executed. ESPnet's own ``Speech2Text.from_pretrained`` and
+``build_model_from_file`` do neither.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
-__all__ = ["resolve_model", "sample_rate", "load_audio"]
+import yaml
+
+from espnet_summarymixing.publish.archive import safe_extract
+
+__all__ = ["resolve_model", "load_asr_model", "load_weights", "sample_rate", "load_audio", "default_cachedir"]
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
 
 
-def resolve_model(model: str, cachedir: Optional[str] = None) -> Dict[str, str]:
-    """Return Speech2Text's ``asr_train_config`` and ``asr_model_file`` for a model given as a
-    zip/tar archive, an unpacked model or training directory, or a model-zoo/hub name."""
-    path = Path(model)
-    if path.is_file():
-        from espnet_model_zoo.downloader import ModelDownloader
+def default_cachedir() -> Path:
+    """Where archives are unpacked: ``$ESPNET_SUMMARYMIXING_CACHE`` or ``~/.cache/espnet_summarymixing``."""
+    return Path(os.environ.get("ESPNET_SUMMARYMIXING_CACHE", Path.home() / ".cache" / "espnet_summarymixing"))
 
-        return ModelDownloader(cachedir).download_and_unpack(str(path.absolute()))
+
+def resolve_model(model: str, cachedir: Optional[str] = None) -> Dict[str, str]:
+    """Return ESPnet's ``asr_train_config`` and ``asr_model_file`` for a model given as a zip/tar
+    archive, an unpacked model, a training directory or a Hub id (``user/name``).
+
+    Raises FileNotFoundError for a path that is not there and ValueError for a model that cannot be
+    used (a corrupt or unsafe archive, a ``meta.yaml`` naming files outside the model folder).
+    """
+    path = Path(model)
+    cache = Path(cachedir) if cachedir else default_cachedir()
+    if path.is_file():
+        return _packed_files(_unpack(path, cache), cache, f"--model {model}")
     if path.is_dir():
         if (path / "meta.yaml").is_file():  # an unpacked archive or a hub snapshot
-            from espnet_model_zoo.downloader import ModelDownloader
-
-            return ModelDownloader._unpack_cache_dir_for_huggingfase(str(path))
+            return _packed_files(path, cache, f"--model {model}")
         if (path / "config.yaml").is_file():  # a training directory
             for name in _MODEL_FILES:
                 if (path / name).exists():
@@ -29,10 +51,112 @@ def resolve_model(model: str, cachedir: Optional[str] = None) -> Dict[str, str]:
             raise FileNotFoundError(f"--model {model}: config.yaml but none of {list(_MODEL_FILES)}")
         raise FileNotFoundError(f"--model {model}: a directory with neither meta.yaml nor config.yaml")
     if "/" in model and not model.startswith((".", "/")) and not path.suffix:
-        from espnet_model_zoo.downloader import ModelDownloader
+        from huggingface_hub import snapshot_download
 
-        return ModelDownloader(cachedir).download_and_unpack(model)  # needs the network
+        folder = snapshot_download(model, cache_dir=str(cache / "hub"))  # needs the network
+        return _packed_files(Path(folder), cache, f"--model {model}")
     raise FileNotFoundError(f"--model {model}: no such file or directory, and not a hub id like user/name")
+
+
+def _unpack(archive: Path, cache: Path) -> Path:
+    """Unpack once per archive content into ``cache``; a half-finished unpacking is never used."""
+    digest = hashlib.sha256()
+    with archive.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    name = archive.name.split(".")[0] or "model"
+    dest = cache / f"{name}-{digest.hexdigest()[:16]}"
+    if dest.is_dir():
+        return dest
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=cache))
+    try:
+        safe_extract(archive, staging)
+        try:
+            staging.rename(dest)
+        except OSError:  # unpacked meanwhile by another process
+            if not dest.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _inside(root: Path, relative: str, what: str) -> Path:
+    """``root / relative``, refusing a path that is absolute or leads outside ``root``."""
+    if not isinstance(relative, str) or not relative:
+        raise ValueError(f"{what}: expected a path inside the model folder, got {relative!r}")
+    target = (root / relative).resolve()
+    if Path(relative).is_absolute() or (target != root.resolve() and root.resolve() not in target.parents):
+        raise ValueError(f"{what}: {relative!r} points outside the model folder {root}")
+    if not target.is_file():
+        raise FileNotFoundError(f"{what}: {relative!r} is not in the model folder {root}")
+    return target
+
+
+def _packed_files(root: Path, cache: Path, what: str) -> Dict[str, str]:
+    """The files ``meta.yaml`` names, checked, with a copy of each config (in ``cache``) whose paths to
+    files of the model folder are made absolute (as ESPnet's unpacking does, without touching the folder)."""
+    try:
+        meta = yaml.safe_load((root / "meta.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{what}: meta.yaml is not valid YAML ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("yaml_files"), dict) or not isinstance(
+        meta.get("files"), dict
+    ):
+        raise ValueError(f"{what}: meta.yaml needs 'yaml_files' and 'files' mappings (ESPnet's packing)")
+    inside = {str(p.relative_to(root)): str(p.resolve()) for p in root.rglob("*") if p.is_file()}
+    resolved = cache / "configs" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    resolved.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for key, value in meta["yaml_files"].items():
+        config = yaml.safe_load(_inside(root, value, f"{what}: meta.yaml {key}").read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError(f"{what}: {value} is not an ESPnet config")
+        target = resolved / f"{key}.yaml"
+        partial = target.with_suffix(".partial")
+        partial.write_text(yaml.safe_dump(_absolute_paths(config, inside)), encoding="utf-8")
+        partial.replace(target)
+        out[key] = str(target)
+    for key, value in meta["files"].items():
+        out[key] = str(_inside(root, value, f"{what}: meta.yaml {key}"))
+    return out
+
+
+def _absolute_paths(node, inside: Dict[str, str]):
+    if isinstance(node, dict):
+        return {k: _absolute_paths(v, inside) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_absolute_paths(v, inside) for v in node]
+    if isinstance(node, str) and node in inside:
+        return inside[node]
+    return node
+
+
+def load_weights(model_file: str, device: str = "cpu") -> dict:
+    """A checkpoint's state dict, read with ``weights_only=True``; ValueError if it holds anything else."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(model_file, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{model_file}: refused: the checkpoint holds Python objects besides tensors, which could run "
+            "code when loaded; only plain weights (a state dict) are loaded"
+        ) from None
+    except (EOFError, RuntimeError) as err:
+        raise ValueError(f"{model_file}: not a readable PyTorch checkpoint ({err})") from None
+
+
+def load_asr_model(asr_train_config: str, asr_model_file: str, device: str = "cpu") -> Tuple[object, object]:
+    """ESPnet's ASR model built from its config, with the weights loaded safely: (model, train_args)."""
+    from espnet2.tasks.asr import ASRTask
+
+    model, args = ASRTask.build_model_from_file(asr_train_config, None, device)
+    model.load_state_dict(load_weights(asr_model_file, device))  # strict
+    return model, args
 
 
 def sample_rate(train_args) -> int:
@@ -46,15 +170,24 @@ def sample_rate(train_args) -> int:
 
 
 def load_audio(path: str, rate: int):
-    """Read any file libsndfile reads (wav, flac, sph, ogg, ...) as mono float32 at ``rate``."""
+    """Read any file libsndfile reads (wav, flac, sph, ogg, ...) as mono float32 at ``rate``.
+
+    Raises FileNotFoundError for a missing file and ValueError for one that is not readable audio."""
     import soundfile
     import torch
     import torchaudio
 
-    data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)  # (samples, channels)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if Path(path).is_dir():
+        raise ValueError(f"{path}: a directory, not an audio file")
+    try:
+        data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)  # (samples, channels)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{path}: not an audio file libsndfile can read ({err})") from None
     wave = torch.from_numpy(data).mean(dim=1)  # down-mix
     if wave.numel() == 0:
-        raise ValueError("the file holds no audio samples")
+        raise ValueError(f"{path}: the file holds no audio samples")
     if file_rate != rate:
         wave = torchaudio.functional.resample(wave, file_rate, rate)
     return wave

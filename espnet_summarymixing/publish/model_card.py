@@ -19,9 +19,9 @@ def _count_parameters(config_path: Path, model_path: Optional[Path]) -> dict:
     """Total and encoder parameters, read from the checkpoint (no model is built)."""
     if model_path is None or not Path(model_path).exists():
         return {}
-    import torch
+    from espnet_summarymixing.publish.loading import load_weights
 
-    state = torch.load(model_path, map_location="cpu")
+    state = load_weights(model_path)  # ValueError for a checkpoint that is more than weights
     total = sum(v.numel() for v in state.values())
     encoder = sum(v.numel() for k, v in state.items() if k.startswith("encoder."))
     return {"total": total, "encoder": encoder}

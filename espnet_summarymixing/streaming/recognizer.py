@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import torch
 
-from espnet_summarymixing.publish.loading import sample_rate
+from espnet_summarymixing.publish.loading import load_asr_model, sample_rate
 from espnet_summarymixing.streaming.encoder import StreamingEncoder
 
 __all__ = ["StreamingRecognizer"]
@@ -35,11 +35,10 @@ class StreamingRecognizer:
                  device: str = "cpu", offline_only: bool = False):
         from espnet2.asr.frontend.default import DefaultFrontend
         from espnet2.layers.utterance_mvn import UtteranceMVN
-        from espnet2.tasks.asr import ASRTask
         from espnet2.text.build_tokenizer import build_tokenizer
         from espnet2.text.token_id_converter import TokenIDConverter
 
-        model, args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
+        model, args = load_asr_model(asr_train_config, asr_model_file, device)
         self.model = model.eval()
         if model.ctc is None:
             raise ValueError("the model has no CTC branch (ctc_weight 0): greedy CTC decoding needs one")
@@ -87,6 +86,11 @@ class StreamingRecognizer:
         first = max(0, self.next_frame - context)
         start = first * hop
         segment = self.audio[start - self.audio_start:]
+        if segment.numel() <= half:  # the STFT's reflection padding needs more than half a window
+            if final:
+                raise ValueError(f"the audio is too short: {total} samples, the model's STFT window needs "
+                                 f"more than {half}")
+            return torch.zeros(1, 0, 1)
         with torch.no_grad():
             feats, _ = self.model.frontend(segment[None], torch.tensor([segment.numel()]))
             if self.model.normalize is not None:

@@ -138,6 +138,10 @@ def test_full_context_decodes_models_that_cannot_stream(train_model, data, tmp_p
     ([], "give either one audio file or --wav_scp"),
     (["--wav_scp", "x.scp"], "--wav_scp needs --output"),
     (["a.wav", "--full_context"], "--full_context only applies with --wav_scp"),
+    (["a.wav", "--block_ms", "0"], "--block_ms 0: must be in (0, 60000] ms"),
+    (["a.wav", "--block_ms", "-5"], "--block_ms -5: must be in (0, 60000] ms"),
+    (["a.wav", "--chunk_size", "0"], "--chunk_size 0: must be at least 1"),
+    (["--wav_scp", "missing.scp", "--output", "o"], "--wav_scp missing.scp: no such file"),
 ])
 def test_stream_decode_argument_errors(args, message, capsys):
     from espnet_summarymixing.stream_decode import main
@@ -145,3 +149,37 @@ def test_stream_decode_argument_errors(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--model", "m.zip", *args])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_blocks_shorter_than_the_stft_window_stream_the_same_text(streaming_model, speech):
+    """Audio arriving 8 or 16 ms at a time (less than the 32 ms STFT window) is buffered, not a crash."""
+    _, wave = speech
+    rec = StreamingRecognizer(streaming_model / "config.yaml", streaming_model / "valid.acc.best.pth")
+    reference = rec.stream(wave, 1600)
+    for block in (128, 256, 7):
+        assert rec.stream(wave, block) == reference, block
+    with pytest.raises(ValueError, match="the audio is too short: 100 samples"):
+        rec.stream(wave[:100], 160)
+
+
+def test_one_bad_entry_of_a_set_loses_nothing_else(streaming_model, data, tmp_path):
+    utts = [line.split() for line in (data["test"] / "wav.scp").read_text().splitlines()]
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"{utts[0][0]} {utts[0][1]}\n"
+                   f"ghost {tmp_path / 'missing.wav'}\n"
+                   f"lonely\n"
+                   f"piped sox a.wav -t wav - |\n"
+                   f"folder {tmp_path}\n"
+                   f"{utts[1][0]} {utts[1][1]}\n")
+    out = tmp_path / "out" / "text"
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(streaming_model),
+                           "--wav_scp", str(scp), "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    written = [line.split(" ", 1)[0] for line in out.read_text().splitlines()]
+    assert written == sorted([utts[0][0], utts[1][0]])
+    err = proc.stderr
+    assert f"{scp}:2: utterance ghost: {tmp_path / 'missing.wav'}: no such file" in err
+    assert f"{scp}:3: expected '<utterance id> <audio file>'" in err
+    assert f"{scp}:4: expected '<utterance id> <audio file>', not a command" in err
+    assert f"{scp}:5: utterance folder: {tmp_path}: a directory, not an audio file" in err
+    assert f"4 entries of {scp} failed" in err

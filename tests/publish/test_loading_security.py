@@ -1,0 +1,161 @@
+"""Models from strangers: a checkpoint that would run code is refused, never executed; an archive
+cannot write outside its cache folder; a broken model or audio file gets one clear line."""
+
+import io
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT
+from espnet_summarymixing.publish.archive import UnsafeArchiveError, safe_extract
+from espnet_summarymixing.publish.loading import load_audio, load_weights, resolve_model
+
+FIXTURE = ROOT / "tests" / "fixtures" / "pre_layout_model" / "model.zip"
+
+
+class _Payload:
+    """Pickled, it calls ``Path.touch`` on the marker when unpickled: any code could run instead."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.fixture()
+def malicious_model(tmp_path):
+    """The fixture model unpacked, with a checkpoint that also carries a code-running pickle."""
+    folder = tmp_path / "model"
+    with zipfile.ZipFile(FIXTURE) as zf:
+        zf.extractall(folder)
+    checkpoint = folder / "exp" / "asr_train" / "model.pth"
+    state = torch.load(checkpoint, weights_only=True)
+    state["payload"] = _Payload(tmp_path / "PWNED")
+    torch.save(state, checkpoint)
+    return folder, tmp_path / "PWNED"
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(malicious_model):
+    folder, marker = malicious_model
+    with pytest.raises(ValueError, match="refused: the checkpoint holds Python objects besides tensors"):
+        load_weights(folder / "exp" / "asr_train" / "model.pth")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["transcribe", "stream_decode"])
+def test_commands_refuse_it_and_say_so(malicious_model, tmp_path, command):
+    folder, marker = malicious_model
+    wav = tmp_path / "a.wav"
+    import soundfile
+
+    soundfile.write(wav, torch.zeros(8000).numpy(), 16000)
+    args = [sys.executable, "-m", f"espnet_summarymixing.{command}", "--model", str(folder), str(wav)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: cannot load the model:" in proc.stderr and "refused" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not marker.exists()
+
+
+def test_pack_refuses_it_without_a_traceback(malicious_model, tmp_path):
+    folder, marker = malicious_model
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.pack", "--asr_train_config",
+                           str(folder / "exp" / "asr_train" / "config.yaml"), "--asr_model_file",
+                           str(folder / "exp" / "asr_train" / "model.pth"), "--outpath", str(tmp_path / "o.zip")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "refused" in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists() and not (tmp_path / "o.zip").exists()
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tf:
+        for name, (kind, data) in members.items():
+            info = tarfile.TarInfo(name)
+            if kind == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, data
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+CRAFTED = {
+    "dotdot.zip": lambda p, out: _zip(p, {"meta.yaml": "x", "../../evil.txt": "x"}),
+    "absolute.zip": lambda p, out: _zip(p, {"meta.yaml": "x", str(out / "evil.txt"): "x"}),
+    "dotdot.tar.gz": lambda p, out: _tar(p, {"../../evil.txt": ("file", b"x")}),
+    "absolute.tar.gz": lambda p, out: _tar(p, {str(out / "evil.txt"): ("file", b"x")}),
+    "symlink.tar.gz": lambda p, out: _tar(p, {"link": ("link", str(out)), "link/evil.txt": ("file", b"x")}),
+    "relative_symlink.tar.gz": lambda p, out: _tar(p, {"a/link": ("link", "../../.."), "a/link/evil.txt": ("file", b"x")}),
+    "link_then_file.tar.gz": lambda p, out: _tar(p, {"inside": ("link", "."), "inside/evil.txt": ("file", b"x")}),
+}
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_crafted_archives_write_nothing_outside_the_cache(name, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive = CRAFTED[name](tmp_path / name, outside)
+    cache = tmp_path / "a" / "b" / "cache"
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(archive, cache / "x")
+    with pytest.raises(ValueError, match="refusing archive member"):
+        resolve_model(str(archive), str(cache))
+    assert not (outside / "evil.txt").exists() and not list(tmp_path.rglob("evil.txt"))
+
+
+def test_meta_yaml_naming_files_outside_the_model_is_refused(tmp_path):
+    (tmp_path / "evil.yaml").write_text("encoder: x\n")
+    with zipfile.ZipFile(FIXTURE) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    meta = yaml.safe_load(members["meta.yaml"])
+    meta["yaml_files"]["asr_train_config"] = "../../evil.yaml"
+    members["meta.yaml"] = yaml.safe_dump(meta)
+    archive = _zip(tmp_path / "m.zip", members)
+    with pytest.raises(ValueError, match=r"meta.yaml asr_train_config: '../../evil.yaml' points outside"):
+        resolve_model(str(archive), str(tmp_path / "cache" / "deep"))
+
+
+def test_a_packed_model_unpacks_once_and_its_config_points_inside(tmp_path):
+    files = resolve_model(str(FIXTURE), str(tmp_path / "cache"))
+    again = resolve_model(str(FIXTURE), str(tmp_path / "cache"))
+    assert files == again
+    assert Path(files["asr_model_file"]).is_relative_to(tmp_path / "cache")
+    assert yaml.safe_load(Path(files["asr_train_config"]).read_text())["encoder"] == "summarymixing_conformer"
+    assert not list((tmp_path / "cache").glob(".unpacking-*"))  # no half-done unpacking left behind
+
+
+def test_a_corrupt_archive_is_one_clear_line(tmp_path):
+    broken = tmp_path / "model.zip"
+    broken.write_bytes(FIXTURE.read_bytes()[:5000])  # truncated
+    with pytest.raises(ValueError, match="neither a zip nor a tar archive|not a readable archive"):
+        resolve_model(str(broken), str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.transcribe", "--model", str(broken),
+                           "--cachedir", str(tmp_path / "cache"), str(broken)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2 and "error: cannot load the model:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_audio_errors_name_the_file_and_the_reason(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'no.wav'}: no such file"):
+        load_audio(str(tmp_path / "no.wav"), 16000)
+    with pytest.raises(ValueError, match="a directory, not an audio file"):
+        load_audio(str(tmp_path), 16000)
+    (tmp_path / "text.wav").write_text("not audio")
+    with pytest.raises(ValueError, match="not an audio file libsndfile can read"):
+        load_audio(str(tmp_path / "text.wav"), 16000)
