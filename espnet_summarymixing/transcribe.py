@@ -15,7 +15,7 @@ import logging
 import sys
 from typing import Iterator, List, Optional, Tuple
 
-from espnet_summarymixing.publish.loading import load_audio, load_weights, resolve_model, sample_rate
+from espnet_summarymixing.publish.loading import load_audio, load_state, resolve_model, sample_rate
 
 __all__ = ["segments", "Transcriber", "main"]
 
@@ -45,10 +45,9 @@ class Transcriber:
         from espnet2.bin.asr_inference import Speech2Text
 
         files = resolve_model(model, cachedir)
-        weights = load_weights(files["asr_model_file"], device)  # refuses a checkpoint that would run code
         self.speech2text = Speech2Text(asr_train_config=files["asr_train_config"], asr_model_file=None,
                                        device=device, beam_size=beam_size, ctc_weight=ctc_weight, nbest=1)
-        self.speech2text.asr_model.load_state_dict(weights)  # strict
+        load_state(self.speech2text.asr_model, files["asr_model_file"], device)  # refuses one that would run code
         self.rate = sample_rate(self.speech2text.asr_train_args)
         self.max_segment_seconds = max_segment_seconds
 

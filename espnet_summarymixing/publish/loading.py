@@ -20,7 +20,7 @@ import yaml
 
 from espnet_summarymixing.publish.archive import safe_extract
 
-__all__ = ["resolve_model", "load_asr_model", "load_weights", "sample_rate", "load_audio", "default_cachedir"]
+__all__ = ["resolve_model", "load_asr_model", "load_state", "load_weights", "sample_rate", "load_audio", "default_cachedir"]
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
 
@@ -150,12 +150,29 @@ def load_weights(model_file: str, device: str = "cpu") -> dict:
         raise ValueError(f"{model_file}: not a readable PyTorch checkpoint ({err})") from None
 
 
+def load_state(model, model_file: str, device: str = "cpu") -> None:
+    """Load a checkpoint's weights (read safely, :func:`load_weights`) into an ESPnet model, as ESPnet's
+    ``build_model_from_file`` does: a DeepSpeed ``module`` entry is unwrapped and keys the model lacks
+    or has in addition are tolerated (e.g. global-MVN statistics taken from the config's stats file),
+    but named in a warning."""
+    import logging
+
+    state = load_weights(model_file, device)
+    if "module" in state and isinstance(state["module"], dict):
+        state = state["module"]
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("normalize.")]
+    if missing or result.unexpected_keys:
+        logging.warning("%s: weights missing from the checkpoint: %s; in the checkpoint but not in the model: %s",
+                        model_file, missing or "none", result.unexpected_keys or "none")
+
+
 def load_asr_model(asr_train_config: str, asr_model_file: str, device: str = "cpu") -> Tuple[object, object]:
     """ESPnet's ASR model built from its config, with the weights loaded safely: (model, train_args)."""
     from espnet2.tasks.asr import ASRTask
 
     model, args = ASRTask.build_model_from_file(asr_train_config, None, device)
-    model.load_state_dict(load_weights(asr_model_file, device))  # strict
+    load_state(model, asr_model_file, device)
     return model, args
 
 

@@ -253,39 +253,6 @@ def test_validate_catches(tmp_path, capsys, defect, expected):
 # ----------------------------------------------------------------------------- transformations
 
 
-def test_fix(tmp_path, capsys):
-    d = small_dir(tmp_path / "d", 6)
-    _unsorted(d)
-    _empty_transcript(d)
-    (d / "wav.scp").write_text("\n".join(lines(d / "wav.scp")[:-1]) + "\n")  # no audio: s1-u5
-    (d / "spk2utt").unlink()
-    assert dd.main(["fix", str(d)]) == 0
-    assert "kept 4 of 6 utterances; dropped 1 not in all" in capsys.readouterr().out
-    assert dd.main(["validate", str(d)]) == 0
-    assert lines(d / "spk2utt") == ["s0 s0-u2 s0-u4", "s1 s1-u1 s1-u3"]
-    # Nothing left to keep: an error, and the directory is untouched.
-    for name in ("wav.scp", "text", "utt2spk"):
-        (d / name).write_text("x 1\n" if name != "utt2spk" else "y s\n")
-    assert dd.main(["fix", str(d)]) == 1 and lines(d / "utt2spk") == ["y s"]
-
-
-def test_subset(tmp_path, capsys):
-    d = small_dir(tmp_path / "d", 5)
-    assert dd.main(["subset", str(d), str(tmp_path / "f"), "--first", "2"]) == 0
-    assert lines(tmp_path / "f" / "utt2spk") == ["s0-u0 s0", "s0-u2 s0"]
-    assert dd.main(["subset", str(d), str(tmp_path / "l"), "--last", "1"]) == 0
-    assert lines(tmp_path / "l" / "text") == ["s1-u3 WORD 3"]
-    (tmp_path / "list").write_text("s1-u1\ns0-u4\n")
-    assert dd.main(["subset", str(d), str(tmp_path / "u"), "--utt_list", str(tmp_path / "list")]) == 0
-    assert lines(tmp_path / "u" / "spk2utt") == ["s0 s0-u4", "s1 s1-u1"]
-    for sub in "flu":
-        assert dd.main(["validate", str(tmp_path / sub)]) == 0
-    (tmp_path / "list").write_text("s1-u1\nnope\n")
-    assert dd.main(["subset", str(d), str(tmp_path / "x"), "--utt_list", str(tmp_path / "list")]) == 1
-    assert f"{tmp_path / 'list'}:2: utterance 'nope' is not in" in capsys.readouterr().err
-    assert dd.main(["subset", str(d), str(tmp_path / "x"), "--first", "9"]) == 1
-
-
 def test_combine(tmp_path, capsys):
     a = make_dir(tmp_path / "a", {"s1-x": ("/x.flac", "X", "s1"), "s2-z": ("/z.flac", "Z", "s2")})
     b = make_dir(tmp_path / "b", {"s1-y": ("/y.flac", "Y", "s1"), "s2-z": ("/z.flac", "Z", "s2")})
@@ -326,14 +293,22 @@ def test_filter(tmp_path, capsys):
     assert dd.main(["validate", str(tmp_path / "f")]) == 0
 
 
-def test_split(tmp_path, capsys):
+def test_split_writes_the_key_lists_of_parallel_jobs(tmp_path, capsys):
     d = small_dir(tmp_path / "d", 7)
-    assert dd.main(["split", str(d), "--nj", "3"]) == 0
-    parts = [[line.split()[0] for line in lines(d / "split3" / str(k) / "wav.scp")] for k in (1, 2, 3)]
+    out = tmp_path / "logdir" / "train"
+    assert dd.main(["split", str(d / "wav.scp"), str(out), "--nj", "3"]) == 0
+    parts = [lines(out / f"keys.{k}.scp") for k in (1, 2, 3)]
     assert [len(p) for p in parts] == [3, 2, 2]
-    assert sum(parts, []) == [line.split()[0] for line in lines(d / "wav.scp")]
-    for k in (1, 2, 3):
-        assert dd.main(["validate", str(d / "split3" / str(k))]) == 0
-    assert dd.main(["split", str(d), "--nj", "8"]) == 1
-    assert "cannot split 7 utterances into --nj 8" in capsys.readouterr().err
+    assert sum(parts, []) == [line.split()[0] for line in lines(d / "wav.scp")]  # every key once, in order
+    # any key file: an unsorted text with an empty transcript; a smaller split leaves no stale list
+    (tmp_path / "text").write_text("lm_10 B\nlm_9\nlm_1 A\n")
+    assert dd.main(["split", str(tmp_path / "text"), str(out), "--nj", "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["keys.1.scp", "keys.2.scp"]
+    assert [lines(out / f"keys.{k}.scp") for k in (1, 2)] == [["lm_10", "lm_9"], ["lm_1"]]
+    capsys.readouterr()
+    assert dd.main(["split", str(d / "wav.scp"), str(out), "--nj", "8"]) == 1
+    assert "cannot split 7 keys into --nj 8 parts" in capsys.readouterr().err
+    (tmp_path / "text").write_text("a 1\nb 2\na 3\n")
+    assert dd.main(["split", str(tmp_path / "text"), str(out), "--nj", "1"]) == 1
+    assert "duplicate key 'a'" in capsys.readouterr().err
     assert dd.split_keys(list("abcdefg"), 7) == [[c] for c in "abcdefg"]

@@ -1,4 +1,5 @@
-"""The recipe job runners utils/run.pl (local) and utils/slurm.pl (Slurm, against a fake sbatch)."""
+"""The recipe job runners utils/run.pl (local) and utils/slurm.pl (Slurm, against a fake sbatch): links
+to the Python scripts utils/run.py and utils/slurm.py, invoked by their Kaldi names as cmd.sh does."""
 
 import os
 import re
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_tools import UTILS
+from recipe_tools import ROOT, UTILS
 
 RUN_PL = str(UTILS / "run.pl")
 SLURM_PL = str(UTILS / "slurm.pl")
@@ -75,10 +76,30 @@ def assert_framed(lines, command, rc, threads=1):
     assert re.fullmatch(rf"# Ended \(code {rc}\) at .+", lines[-1])
 
 
-def test_scripts_are_executable_python():
-    for script in (RUN_PL, SLURM_PL):
-        assert os.access(script, os.X_OK)
-        assert Path(script).read_text().startswith("#!/usr/bin/env python3\n")
+def test_kaldi_names_are_relative_links_to_the_python_scripts():
+    for name in ("run", "slurm"):
+        link, script = UTILS / f"{name}.pl", UTILS / f"{name}.py"
+        assert link.is_symlink() and os.readlink(link) == f"{name}.py"  # relative, next to it
+        assert script.is_file() and not script.is_symlink() and os.access(script, os.X_OK)
+        assert script.read_text().startswith("#!/usr/bin/env python3\n")
+
+
+@pytest.mark.parametrize("invoked", [
+    ROOT / "egs2" / "an4" / "asr1" / "utils" / "run.pl",  # through a recipe's utils link, as cmd.sh runs it
+    "link",  # through a link in another directory, to the link run.pl
+    UTILS / "run.py",
+], ids=["recipe_utils_link", "link_elsewhere", "python_name"])
+def test_runner_works_however_invoked_and_names_itself_so(tmp_path, invoked):
+    if invoked == "link":
+        (tmp_path / "bin").mkdir()
+        invoked = tmp_path / "bin" / "run.pl"
+        invoked.symlink_to(UTILS / "run.pl")
+    result = run_runner(invoked, "JOB=1:2", "log/x.JOB.log", "test", "JOB", "-ne", "2", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # it ran (_jobs.py imported), one job failed
+    assert f"{invoked.name}: 1 / 2 failed, log is in log/x.2.log" in result.stderr
+    assert_framed(log_lines(tmp_path / "log/x.1.log"), "test 1 -ne 2", 0)
+    result = run_runner(invoked, cwd=tmp_path)
+    assert result.returncode == 2 and f"usage: {invoked.name} [options]" in result.stderr
 
 
 def test_single_job_log_has_header_output_and_footer(tmp_path):

@@ -2,6 +2,7 @@
 and AN4's data preparation."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,18 +81,48 @@ def test_help_prints_the_callers_message(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# setup.sh
-def test_setup_links_the_shared_parts_and_copies_the_rest(tmp_path):
+# utils/option_value.sh: an option of the command line as asr.sh (utils/parse_options.sh) reads it
+@pytest.mark.parametrize(
+    "args, value",
+    [
+        ([], ""),
+        (["--use_lm", "true"], "true"),
+        (["--stage", "3", "--use-lm=true"], "true"),
+        (["--use_lm", "true", "--stage", "3", "--use_lm=false"], "false"),  # the last one counts
+        (["--asr_args", "--use_lm=true"], ""),  # the value of another option
+        (["--stage", "2", "--", "--use_lm", "true"], ""),  # after the options
+    ],
+)
+def test_option_value_agrees_with_parse_options(tmp_path, args, value):
+    proc = subprocess.run([TEMPLATE / "utils" / "option_value.sh", "use_lm", *args], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == value + "\n", proc.stderr
+    parsed = bash(f'use_lm=""; stage=1; asr_args=""; . {TEMPLATE / "utils" / "parse_options.sh"}; echo "$use_lm"',
+                  tmp_path, *args)
+    assert parsed.stdout == value + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# setup.sh, and the recipes it makes: one copy of each shared file, the template's
+LINKED = ("asr.sh", "path.sh", "utils", "pyscripts", "cmd.sh", "db.sh", "conf/slurm.conf")
+
+
+def assert_linked_to_the_template(recipe):
+    for name in LINKED:
+        link = recipe / name
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link)), link
+        assert link.resolve() == (TEMPLATE / name).resolve(), link
+
+
+@pytest.mark.parametrize("recipe", ["an4", "librispeech", "librispeech_100"])
+def test_the_recipes_link_the_templates_shared_and_site_files(recipe):
+    assert_linked_to_the_template(ROOT / "egs2" / recipe / "asr1")
+
+
+def test_setup_links_the_shared_and_site_files(tmp_path):
     target = tmp_path / "egs2" / "mine" / "asr1"
     proc = subprocess.run([TEMPLATE / "setup.sh", target], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    for name in ("asr.sh", "path.sh", "utils", "pyscripts"):
-        link = target / name
-        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
-        assert link.resolve() == (TEMPLATE / name).resolve()
-    for name in ("cmd.sh", "db.sh", "conf/slurm.conf"):
-        assert not (target / name).is_symlink()
-        assert (target / name).read_text() == (TEMPLATE / name).read_text()
+    assert_linked_to_the_template(target)
     assert os.access(target / "run.sh", os.X_OK) and "./asr.sh" in (target / "run.sh").read_text()
     # the placeholder data preparation refuses to run rather than pretending
     proc = subprocess.run(["local/data.sh"], cwd=target, capture_output=True, text=True)
@@ -151,6 +182,47 @@ def test_asr_sh_unknown_option_and_help(recipe):
         assert words in proc.stdout
 
 
+STAGES = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15]  # 9 (n-gram LM) is not provided
+SKIPS = ("skip_data_prep", "skip_train", "skip_eval", "skip_packing", "skip_upload")
+
+
+def documented_skips(text, pattern):
+    """{option: the stages it says it skips} from the help text or from asr.sh's option comments."""
+    found = {m[1]: set(range(int(m[2]), int(m[3] or m[2]) + 1)) for m in re.finditer(pattern, text, re.MULTILINE)}
+    assert set(found) == set(SKIPS), found
+    return found
+
+
+@pytest.fixture(scope="module")
+def skip_ranges(tmp_path_factory):
+    """The stages each --skip_* option skips, as asr.sh's --help and its option comments say."""
+    recipe = tmp_path_factory.mktemp("skips") / "egs2" / "toy" / "asr1"
+    subprocess.run([TEMPLATE / "setup.sh", recipe], check=True, capture_output=True)
+    help_text = subprocess.run(["./asr.sh", "--help"], cwd=recipe, capture_output=True, text=True).stdout
+    in_help = documented_skips(help_text, r"^  --(skip_\w+) \((?:true|false)\): skip stages? (\d+)(?:-(\d+))? ")
+    in_code = documented_skips((TEMPLATE / "asr.sh").read_text(), r"^(skip_\w+)=(?:true|false) +# skip stages? (\d+)(?:-(\d+))? ")
+    assert in_help == in_code
+    assert in_help["skip_data_prep"] == set(range(1, 6)) and in_help["skip_train"] == set(range(6, 12))
+    return in_help
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_skip_option_skips_the_stages_its_help_names(recipe, skip_ranges, stage, tmp_path):
+    # A Python that does nothing: each stage that runs logs "Stage N:" first, then stops on what is missing.
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    args = [*SETS, "--asr_config", "conf/train.yaml", "--use_lm", "true", "--ngpu", "0", "--python", str(fake),
+            "--hf_repo", "user/toy", "--stage", str(stage), "--stop_stage", str(stage)]
+    for skip in (None, *SKIPS):
+        flags = [x for s in SKIPS for x in (f"--{s}", "true" if s == skip else "false")]
+        proc = subprocess.run(["./asr.sh", *args, *flags], cwd=recipe, capture_output=True, text=True, env=venv_env())
+        skipped = skip is not None and stage in skip_ranges[skip]
+        assert (f"Stage {stage}:" not in proc.stdout) == skipped, (skip, proc.stdout)
+        if skipped:
+            assert proc.returncode == 0 and "Successfully finished" in proc.stdout
+
+
 def test_asr_sh_names_the_stage_that_produces_a_missing_input(recipe):
     proc = subprocess.run(["./asr.sh", *SETS, "--stage", "10", "--stop_stage", "10", "--asr_config", "conf/train.yaml",
                            "--token_type", "char"], cwd=recipe, capture_output=True, text=True, env=venv_env())
@@ -163,6 +235,53 @@ def test_asr_sh_stage_1_reports_the_failing_data_preparation(recipe):
                           env=venv_env())
     assert proc.returncode != 0
     assert "still to be written" in proc.stderr
+
+
+# Stands in for the recipe's Python: pyscripts/*.py run for real; ESPnet's collect_stats writes each key of
+# its --{train,valid}_shape_file with length 5 to text_shape, aggregate_stats_dirs concatenates the jobs'.
+FAKE_ESPNET_PYTHON = """#!{python}
+import os, sys
+args = sys.argv[1:]
+if args[:1] == ["-c"]:
+    sys.exit(0)
+if args[:1] != ["-m"]:
+    os.execv(sys.executable, [sys.executable, *args])
+module, rest = args[1], args[2:]
+values = lambda name: [rest[i + 1] for i, a in enumerate(rest) if a == name]
+out = values("--output_dir")[0]
+for part in ("train", "valid"):
+    os.makedirs(f"{{out}}/{{part}}", exist_ok=True)
+    with open(f"{{out}}/{{part}}/text_shape", "w") as f:
+        if module.endswith("_train"):
+            f.writelines(line.split()[0] + " 5\\n" for line in open(values(f"--{{part}}_shape_file")[0]))
+        else:
+            f.writelines(open(f"{{d}}/{{part}}/text_shape").read() for d in values("--input_dir"))
+"""
+
+
+@pytest.mark.parametrize("stage, stats_dir", [(6, "lm_stats_en_char"), (10, "asr_stats_raw_en_char")])
+def test_statistics_stages_give_every_key_to_one_of_at_most_nj_jobs(recipe, stage, stats_dir, tmp_path):
+    for name, n in (("tr", 5), ("dv", 2)):
+        d = recipe / "dump" / "raw" / name
+        d.mkdir(parents=True)
+        (d / "wav.scp").write_text("".join(f"{name}-{i} /audio/{i}.flac\n" for i in range(n)))
+        (d / "text").write_text("".join(f"{name}-{i} A B\n" for i in range(n)))
+    tokens = recipe / "data" / "en_token_list" / "char" / "tokens.txt"
+    tokens.parent.mkdir(parents=True)
+    tokens.write_text("<blank>\n<unk>\nA\nB\n<sos/eos>\n")
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_ESPNET_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    proc = subprocess.run(["./asr.sh", *SETS, "--lang", "en", "--token_type", "char", "--use_lm", "true",
+                           "--asr_config", "conf/train.yaml", "--nj", "4", "--ngpu", "0", "--python", str(fake),
+                           "--stage", str(stage), "--stop_stage", str(stage)],
+                          cwd=recipe, capture_output=True, text=True, env=venv_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stats = recipe / "exp" / stats_dir
+    # --nj 4, but the validation set has 2 keys: 2 jobs, which between them have every training key
+    assert sorted(p.name for p in (stats / "logdir").glob("stats.*.log")) == ["stats.1.log", "stats.2.log"]
+    for part, name, n in (("train", "tr", 5), ("valid", "dv", 2)):
+        assert (stats / part / "text_shape.char").read_text().splitlines() == [f"{name}-{i} 5,5" for i in range(n)]
 
 
 def test_cmd_sh_rejects_an_unknown_backend(recipe):

@@ -13,10 +13,11 @@ SECONDS=0
 # General configuration
 stage=1                 # first stage to run
 stop_stage=10000        # last stage to run
-skip_train=false        # skip stages 2-11 (data formatting of the training sets, tokens, statistics, training)
+skip_data_prep=false    # skip stages 1-5 (data preparation, speed perturbation, formatting, filtering, tokens)
+skip_train=false        # skip stages 6-11 (language model, feature statistics, ASR training)
 skip_eval=false         # skip stages 12-13 (decoding and scoring)
-skip_packing=false      # skip stage 14
-skip_upload=true        # skip stage 15 (needs --hf_repo)
+skip_packing=false      # skip stage 14 (packing)
+skip_upload=true        # skip stage 15 (upload; needs --hf_repo)
 ngpu=auto               # GPUs for training: auto = 1 if torch sees a GPU, else 0 (CPU)
 num_nodes=1             # nodes for training (several need a Slurm backend, see cmd.sh)
 nj=4                    # parallel jobs for audio formatting and statistics
@@ -92,9 +93,14 @@ ESPnet-style ASR recipe. Stages:
    5 token list (char, word or bpe)          13 scoring (WER, CER, TER) and RESULTS.md
  6-8 language model (--use_lm true)          14 packing (${expdir}/.../model.zip)
                                              15 upload to the Hugging Face Hub (--hf_repo)
+Stage groups that can be skipped (as in ESPnet's asr.sh), on top of --stage and --stop_stage:
+  --skip_data_prep (${skip_data_prep}): skip stages 1-5 (data preparation, speed perturbation, formatting, filtering, tokens)
+  --skip_train (${skip_train}): skip stages 6-11 (language model, feature statistics, ASR training)
+  --skip_eval (${skip_eval}): skip stages 12-13 (decoding and scoring)
+  --skip_packing (${skip_packing}): skip stage 14 (packing)
+  --skip_upload (${skip_upload}): skip stage 15 (upload; needs --hf_repo)
 Options (default):
-  --stage (${stage}) --stop_stage (${stop_stage}) --skip_train (${skip_train}) --skip_eval (${skip_eval})
-  --skip_packing (${skip_packing}) --skip_upload (${skip_upload})
+  --stage (${stage}) --stop_stage (${stop_stage})
   --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nj (${nj}) --inference_nj (${inference_nj})
   --gpu_inference (${gpu_inference}) --dumpdir (${dumpdir}) --expdir (${expdir}) --python (${python})
   --local_data_opts ("${local_data_opts}") --speed_perturb_factors ("${speed_perturb_factors}")
@@ -216,15 +222,39 @@ stage_done() {
     log "Stage ${_stage_no} done in ${dt} s"
 }
 
-# Writes the keys of SCP split into N contiguous parts: DIR/keys.1.scp ... DIR/keys.N.scp.
-split_keys() {
-    local scp=$1 n=$2 dir=$3
-    mkdir -p "${dir}"
-    rm -f "${dir}"/keys.*.scp
-    [ -s "${scp}" ] || die "${scp} is empty: nothing to split"
-    awk -v n="${n}" -v dir="${dir}" 'FNR == NR { total++; next }
-        FNR == 1 && n > total { n = total }
-        { print $1 > (dir "/keys." int((FNR - 1) * n / total) + 1 ".scp") }' "${scp}" "${scp}"
+# The smallest of its integer arguments.
+min() {
+    local m=$1 x
+    for x in "$@"; do [ "${x}" -lt "${m}" ] && m=${x}; done
+    echo "${m}"
+}
+
+# The statistics stages 6 (LM) and 10 (ASR): ESPnet's collect_stats run by ${train_cmd} in parallel
+# jobs (at most --nj; no more than the training or validation set has keys), each over one part of the
+# keys of TRAIN_KEYS and VALID_KEYS (split by pyscripts/data_dir.py split), then aggregated into DIR.
+# DIR/{train,valid}/text_shape.${token_type} get the token count appended (for batch bins).
+#     collect_stats STAGE DIR TRAIN_KEYS VALID_KEYS MODULE [ARGS...]   (ARGS: MODULE's data and config options)
+collect_stats() {
+    local stage_no=$1 dir=$2 train_keys=$3 valid_keys=$4 module=$5 logdir=$2/logdir n i x ntok dirs=()
+    shift 5
+    n=$(min "${nj}" "$(wc -l < "${train_keys}")" "$(wc -l < "${valid_keys}")")
+    [ "${n}" -ge 1 ] || die "stage ${stage_no}: ${train_keys} or ${valid_keys} is empty"
+    mkdir -p "${logdir}"
+    "${python}" pyscripts/data_dir.py split "${train_keys}" "${logdir}/train" --nj "${n}"
+    "${python}" pyscripts/data_dir.py split "${valid_keys}" "${logdir}/valid" --nj "${n}"
+    log "collecting statistics in ${n} jobs, logs in ${logdir}/stats.*.log"
+    # shellcheck disable=SC2086
+    ${train_cmd} JOB=1:"${n}" "${logdir}/stats.JOB.log" \
+        "${python}" -m "${module}" --collect_stats true --use_preprocessor true "${token_opts[@]}" \
+            --train_shape_file "${logdir}/train/keys.JOB.scp" --valid_shape_file "${logdir}/valid/keys.JOB.scp" \
+            --output_dir "${logdir}/stats.JOB" "$@" \
+        || die "stage ${stage_no}: statistics failed, see ${logdir}/stats.*.log"
+    for i in $(seq "${n}"); do dirs+=(--input_dir "${logdir}/stats.${i}"); done
+    "${python}" -m espnet2.bin.aggregate_stats_dirs "${dirs[@]}" --output_dir "${dir}"
+    ntok=$(wc -l < "${token_list}")
+    for x in train valid; do
+        awk -v N="${ntok}" '{ print $0 "," N }' "${dir}/${x}/text_shape" > "${dir}/${x}/text_shape.${token_type}"
+    done
 }
 
 # Needs data files; names the stage that produces them when they are missing.
@@ -238,7 +268,7 @@ need() {
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
 # ---------------------------------------------------------------------------------------------
-if ! "${skip_train}"; then
+if ! "${skip_data_prep}"; then
 if run_stage 1; then
     stage_start 1 "data preparation: local/data.sh ${local_data_opts}"
     [ -x local/data.sh ] || die "local/data.sh not found or not executable in $(pwd)"
@@ -290,49 +320,36 @@ if run_stage 5; then
     stage_start 5 "token list (${token_type}) from ${bpe_train_text}"
     need "stage 4 (length filtering) writes it" "${bpe_train_text}"
     mkdir -p "$(dirname "${token_list}")"
-    _symbols=(--add_symbol "${blank}:0" --add_symbol "${oov}:1" --add_symbol "${sos_eos}:-1")
+    _tokenizer=(--token_type "${token_type}")
     if [ "${token_type}" = bpe ]; then
         _nlsyms=""
         [ "${nlsyms_txt}" != none ] && _nlsyms=$(paste -s -d, "${nlsyms_txt}")
         "${python}" pyscripts/spm_train.py --text "${bpe_train_text}" --vocab_size "${nbpe}" \
             --model_type "${bpemode}" --model_prefix "${bpeprefix}" --user_defined_symbols "${_nlsyms}"
-        "${python}" -m espnet2.bin.tokenize_text --token_type bpe --bpemodel "${bpemodel}" \
-            --input "${bpe_train_text}" --output "${token_list}" --field 2- --cleaner "${cleaner}" --g2p none \
-            --non_linguistic_symbols "${nlsyms_txt}" --write_vocabulary true "${_symbols[@]}" 2> "$(dirname "${token_list}")/tokenize.log" \
-            || die "stage 5: tokenize_text failed, see $(dirname "${token_list}")/tokenize.log"
-    else
-        "${python}" -m espnet2.bin.tokenize_text --token_type "${token_type}" \
-            --input "${bpe_train_text}" --output "${token_list}" --field 2- --cleaner "${cleaner}" --g2p none \
-            --non_linguistic_symbols "${nlsyms_txt}" --write_vocabulary true "${_symbols[@]}" 2> "$(dirname "${token_list}")/tokenize.log" \
-            || die "stage 5: tokenize_text failed, see $(dirname "${token_list}")/tokenize.log"
+        _tokenizer+=(--bpemodel "${bpemodel}")
     fi
+    # The vocabulary of the training text, with <blank> first, <unk> second and <sos/eos> last.
+    _log="$(dirname "${token_list}")/tokenize.log"
+    "${python}" -m espnet2.bin.tokenize_text "${_tokenizer[@]}" \
+        --input "${bpe_train_text}" --output "${token_list}" --field 2- --cleaner "${cleaner}" --g2p none \
+        --non_linguistic_symbols "${nlsyms_txt}" --write_vocabulary true \
+        --add_symbol "${blank}:0" --add_symbol "${oov}:1" --add_symbol "${sos_eos}:-1" 2> "${_log}" \
+        || die "stage 5: tokenize_text failed, see ${_log}"
     log "${token_list}: $(wc -l < "${token_list}") tokens"
     stage_done
 fi
+fi  # skip_data_prep
 
+if ! "${skip_train}"; then
 if "${use_lm}"; then
     if run_stage 6; then
         stage_start 6 "LM statistics from ${lm_train_text}"
-        need "stages 4-5 write it" "${lm_train_text}" "${token_list}"
-        _logdir="${lm_stats_dir}/logdir"
-        mkdir -p "${_logdir}"
-        split_keys "${lm_train_text}" "${nj}" "${_logdir}/train"
-        split_keys "${data_feats}/${valid_set}/text" "${nj}" "${_logdir}/valid"
-        _n=$(ls "${_logdir}"/train/keys.*.scp | wc -l); _nv=$(ls "${_logdir}"/valid/keys.*.scp | wc -l)
-        [ "${_nv}" -lt "${_n}" ] && _n=${_nv}
-        ${train_cmd} JOB=1:"${_n}" "${_logdir}/stats.JOB.log" \
-            "${python}" -m espnet2.bin.lm_train --collect_stats true --use_preprocessor true "${token_opts[@]}" \
-                --train_data_path_and_name_and_type "${lm_train_text},text,text" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
-                --train_shape_file "${_logdir}/train/keys.JOB.scp" --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
-                --output_dir "${_logdir}/stats.JOB" ${lm_config:+--config "${lm_config}"} ${lm_args} \
-            || die "stage 6: LM statistics failed, see ${_logdir}/stats.*.log"
-        _dirs=(); for i in $(seq "${_n}"); do _dirs+=(--input_dir "${_logdir}/stats.${i}"); done
-        "${python}" -m espnet2.bin.aggregate_stats_dirs "${_dirs[@]}" --output_dir "${lm_stats_dir}"
-        _ntok=$(wc -l < "${token_list}")
-        for x in train valid; do
-            awk -v N="${_ntok}" '{ print $0 "," N }' "${lm_stats_dir}/${x}/text_shape" > "${lm_stats_dir}/${x}/text_shape.${token_type}"
-        done
+        need "stages 4-5 write it" "${lm_train_text}" "${data_feats}/${valid_set}/text" "${token_list}"
+        # shellcheck disable=SC2086
+        collect_stats 6 "${lm_stats_dir}" "${lm_train_text}" "${data_feats}/${valid_set}/text" espnet2.bin.lm_train \
+            --train_data_path_and_name_and_type "${lm_train_text},text,text" \
+            --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+            ${lm_config:+--config "${lm_config}"} ${lm_args}
         stage_done
     fi
     if run_stage 7; then
@@ -370,29 +387,14 @@ if run_stage 10; then
     stage_start 10 "feature statistics: ${asr_stats_dir}"
     [ -n "${asr_config}" ] || die "--asr_config is required from stage 10 on"
     need "stages 4-5 write it" "${data_feats}/${train_set_sp}/wav.scp" "${data_feats}/${valid_set}/wav.scp" "${token_list}"
-    _logdir="${asr_stats_dir}/logdir"
-    mkdir -p "${_logdir}"
-    split_keys "${data_feats}/${train_set_sp}/wav.scp" "${nj}" "${_logdir}/train"
-    split_keys "${data_feats}/${valid_set}/wav.scp" "${nj}" "${_logdir}/valid"
-    _n=$(ls "${_logdir}"/train/keys.*.scp | wc -l); _nv=$(ls "${_logdir}"/valid/keys.*.scp | wc -l)
-    [ "${_nv}" -lt "${_n}" ] && _n=${_nv}
-    log "collecting statistics in ${_n} jobs, logs in ${_logdir}/stats.*.log"
     # shellcheck disable=SC2086
-    ${train_cmd} JOB=1:"${_n}" "${_logdir}/stats.JOB.log" \
-        "${python}" -m espnet2.bin.asr_train --collect_stats true --use_preprocessor true "${token_opts[@]}" \
-            --train_data_path_and_name_and_type "${data_feats}/${train_set_sp}/wav.scp,speech,sound" \
-            --train_data_path_and_name_and_type "${data_feats}/${train_set_sp}/text,text,text" \
-            --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-            --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
-            --train_shape_file "${_logdir}/train/keys.JOB.scp" --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
-            --output_dir "${_logdir}/stats.JOB" --config "${asr_config}" --frontend_conf fs="${fs}" ${asr_args} \
-        || die "stage 10: statistics failed, see ${_logdir}/stats.*.log"
-    _dirs=(); for i in $(seq "${_n}"); do _dirs+=(--input_dir "${_logdir}/stats.${i}"); done
-    "${python}" -m espnet2.bin.aggregate_stats_dirs "${_dirs[@]}" --output_dir "${asr_stats_dir}"
-    _ntok=$(wc -l < "${token_list}")
-    for x in train valid; do
-        awk -v N="${_ntok}" '{ print $0 "," N }' "${asr_stats_dir}/${x}/text_shape" > "${asr_stats_dir}/${x}/text_shape.${token_type}"
-    done
+    collect_stats 10 "${asr_stats_dir}" "${data_feats}/${train_set_sp}/wav.scp" "${data_feats}/${valid_set}/wav.scp" \
+        espnet2.bin.asr_train \
+        --train_data_path_and_name_and_type "${data_feats}/${train_set_sp}/wav.scp,speech,sound" \
+        --train_data_path_and_name_and_type "${data_feats}/${train_set_sp}/text,text,text" \
+        --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
+        --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+        --config "${asr_config}" --frontend_conf fs="${fs}" ${asr_args}
     stage_done
 fi
 
@@ -457,8 +459,9 @@ if run_stage 12; then
         _logdir="${_dir}/logdir"
         need "stage 3 (audio formatting) writes it" "${_data}/wav.scp"
         rm -rf "${_logdir}"
-        split_keys "${_data}/wav.scp" "${inference_nj}" "${_logdir}"
-        _n=$(ls "${_logdir}"/keys.*.scp | wc -l)
+        _n=$(min "${inference_nj}" "$(wc -l < "${_data}/wav.scp")")
+        [ "${_n}" -ge 1 ] || die "stage 12: ${_data}/wav.scp is empty"
+        "${python}" pyscripts/data_dir.py split "${_data}/wav.scp" "${_logdir}" --nj "${_n}"
         log "decoding ${x}: $(wc -l < "${_data}/wav.scp") utterances in ${_n} jobs, logs in ${_logdir}/asr_inference.*.log"
         # shellcheck disable=SC2086
         ${_cmd} JOB=1:"${_n}" "${_logdir}/asr_inference.JOB.log" \

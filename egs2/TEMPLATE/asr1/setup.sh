@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates a new recipe directory from this template, as ESPnet's TEMPLATE/asr1/setup.sh does:
 #     egs2/TEMPLATE/asr1/setup.sh egs2/mycorpus/asr1
-# The shared parts are relative symbolic links (asr.sh, path.sh, utils/, pyscripts/), so fixes to the
-# template reach every recipe; the parts a recipe edits are copies (cmd.sh, db.sh, conf/slurm.conf);
-# run.sh and local/data.sh are starting points to fill in. An existing file is never overwritten.
+# The shared parts are relative symbolic links to the template, so its fixes and the site settings
+# reach every recipe: asr.sh, path.sh, utils/, pyscripts/, and the site files cmd.sh (job backend),
+# db.sh (corpus locations) and conf/slurm.conf (sbatch options); a recipe that needs its own site file
+# replaces the link by a file. run.sh and local/data.sh are starting points to fill in. An existing
+# file is never overwritten.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ "$1" = --help ] || [ "$1" = -h ]; then
@@ -20,11 +22,8 @@ target=$(cd "${target}" && pwd)
 relpath() {  # relpath FROM_DIR TO_PATH
     python3 -c 'import os, sys; print(os.path.relpath(sys.argv[2], sys.argv[1]))' "$1" "$2"
 }
-for f in asr.sh path.sh utils pyscripts; do
-    [ -e "${target}/${f}" ] || ln -s "$(relpath "${target}" "${template}/${f}")" "${target}/${f}"
-done
-for f in cmd.sh db.sh conf/slurm.conf; do
-    [ -e "${target}/${f}" ] || cp "${template}/${f}" "${target}/${f}"
+for f in asr.sh path.sh utils pyscripts cmd.sh db.sh conf/slurm.conf; do
+    [ -e "${target}/${f}" ] || ln -s "$(relpath "$(dirname "${target}/${f}")" "${template}/${f}")" "${target}/${f}"
 done
 if [ ! -e "${target}/run.sh" ]; then
     cat > "${target}/run.sh" <<'RUN'

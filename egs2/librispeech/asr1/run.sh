@@ -16,15 +16,9 @@ test_sets="test_clean test_other dev_clean dev_other"
 asr_config=conf/train_asr_summarymixing.yaml
 lm_config=conf/train_lm_transformer.yaml
 inference_config=conf/decode_asr.yaml
-# With --use_lm true (or --use_lm=true; the last one given counts, as in asr.sh) the decoding config
-# with an LM weight is the default; an --inference_config on the command line still wins (it comes later).
-for _arg in "$@"; do
-    case "${_prev:-}=${_arg}" in
-        --use_lm=true | *=--use_lm=true) inference_config=conf/decode_asr_lm.yaml ;;
-        --use_lm=false | *=--use_lm=false) inference_config=conf/decode_asr.yaml ;;
-    esac
-    _prev=${_arg}
-done
+# With --use_lm true (as asr.sh will read it: the last one given counts) the decoding config with an LM
+# weight is the default; an --inference_config on the command line still wins (it comes later).
+if [ "$(utils/option_value.sh use_lm "$@")" = true ]; then inference_config=conf/decode_asr_lm.yaml; fi
 
 ./asr.sh \
     --lang en \

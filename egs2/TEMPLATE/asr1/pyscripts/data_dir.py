@@ -8,15 +8,13 @@ samples), ``utt2speed`` (speed-perturbation factor, applied by format_audio.py) 
 order (the C locale; Python's default ``str`` order). ``segments`` files are not supported: each
 utterance has its own audio file.
 
-Subcommands (``data_dir.py SUBCOMMAND --help``)::
+Subcommands (``data_dir.py SUBCOMMAND --help``), each used by a recipe stage::
 
-    validate DIR [--need wav.scp,text,utt2spk]
-    fix DIR
-    subset SRC DEST (--first N | --last N | --utt_list FILE)
-    combine DEST SRC1 SRC2 ...
-    speed_perturb SRC DEST --factors 0.9 1.0 1.1
-    filter SRC DEST --fs 16000 [--min_seconds 0.1] [--max_seconds 20]
-    split DIR --nj N
+    validate DIR [--need wav.scp,text,utt2spk]          asr.sh stage 1
+    combine DEST SRC1 SRC2 ...                          LibriSpeech's local/data.sh
+    speed_perturb SRC DEST --factors 0.9 1.0 1.1        asr.sh stage 2
+    filter SRC DEST --fs 16000 [--min_seconds 0.1] [--max_seconds 20]    asr.sh stage 4
+    split FILE OUT_DIR --nj N                           asr.sh stages 6, 10 and 12 (job key lists)
 
 An error names the file (and line or utterances) and what was expected, and exits with status 1.
 Every output file is written under a temporary name and renamed, so an existing one is complete.
@@ -26,7 +24,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 PROG = "data_dir.py"
 REQUIRED = ("wav.scp", "text", "utt2spk")
@@ -70,8 +68,9 @@ def read_table(path, allow_empty=False, strict=True) -> Table:
     """Read ``<key> <value>`` lines; the value is the rest of the line (it may hold spaces).
 
     ``allow_empty``: a line with only a key has the value "" (an empty transcript).
-    ``strict``: keys must be unique and sorted; otherwise a repeated identical line is ignored
-    (a repeated key with another value is still an error) and the order is free.
+    ``strict``: keys must be unique and sorted (a data directory's files); otherwise (any key file,
+    such as an LM training text) the order is free and a repeated identical line is ignored (a
+    repeated key with another value is still an error).
     """
     path = Path(path)
     if not path.is_file():
@@ -100,7 +99,7 @@ def read_table(path, allow_empty=False, strict=True) -> Table:
             raise DataDirError(f"{path}:{number}: duplicate key '{key}' (first on line {where[key]})")
         if strict and previous is not None and key < previous:
             raise DataDirError(f"{path}:{number}: key '{key}' is not sorted (it follows "
-                               f"'{previous}'); expected keys in C-locale order (run fix)")
+                               f"'{previous}'); expected keys in C-locale order (LC_ALL=C sort)")
         table[key], where[key], previous = value, number, key
     return table
 
@@ -127,10 +126,9 @@ def spk2utt_of(utt2spk: Table) -> Dict[str, List[str]]:
     return dict(sorted(out.items()))
 
 
-def load(d, need: Sequence[str] = REQUIRED, allow_empty_text=False, strict=True) -> Data:
-    """Read every per-utterance file of directory ``d`` (those in ``need`` must exist).
-
-    ``strict`` also checks what ``validate`` checks: sorted unique keys, the same utterances in
+def load(d, need: Sequence[str] = REQUIRED, allow_empty_text=False) -> Data:
+    """Read every per-utterance file of directory ``d`` (those in ``need`` must exist), checking
+    what ``validate`` checks: sorted unique keys, at least one utterance, the same utterances in
     every file, and spk2utt (if present) matching utt2spk.
     """
     d = Path(d)
@@ -142,18 +140,16 @@ def load(d, need: Sequence[str] = REQUIRED, allow_empty_text=False, strict=True)
     for name in need:
         if not (d / name).is_file():
             raise DataDirError(f"{d}/{name}: missing")
-    data = {name: read_table(d / name, allow_empty=allow_empty_text and name == "text",
-                             strict=strict)
+    data = {name: read_table(d / name, allow_empty=allow_empty_text and name == "text")
             for name in PER_UTT if (d / name).is_file()}
     if not data:
         raise DataDirError(f"{d}: no per-utterance file (expected {', '.join(need or REQUIRED)})")
-    if strict:
-        name, table = next(iter(data.items()))
-        if not table:
-            raise DataDirError(f"{d}/{name}: empty; expected at least one utterance")
-        _check_same_keys(d, data)
-        if (d / "spk2utt").is_file() and "utt2spk" in data:
-            _check_spk2utt(d, data["utt2spk"])
+    name, table = next(iter(data.items()))
+    if not table:
+        raise DataDirError(f"{d}/{name}: empty; expected at least one utterance")
+    _check_same_keys(d, data)
+    if (d / "spk2utt").is_file() and "utt2spk" in data:
+        _check_spk2utt(d, data["utt2spk"])
     return data
 
 
@@ -167,7 +163,8 @@ def _check_same_keys(d: Path, data: Data) -> None:
                     shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
                     raise DataDirError(
                         f"{d}: {len(extra)} utterance(s) have {WHAT.get(x, 'a line')} in {d}/{x} "
-                        f"but no {WHAT.get(y, 'line')} in {d}/{y}: {shown} (run fix to drop them)")
+                        f"but no {WHAT.get(y, 'line')} in {d}/{y}: {shown}; expected the same utterances "
+                        f"in every file")
 
 
 def _check_spk2utt(d: Path, utt2spk: Table) -> None:
@@ -183,13 +180,13 @@ def _check_spk2utt(d: Path, utt2spk: Table) -> None:
             if spk in found:
                 raise DataDirError(f"{path}:{number}: duplicate speaker '{spk}'")
             if expected.get(spk) != sorted(utts):
-                raise DataDirError(f"{path}:{number}: speaker '{spk}' does not match {d}/utt2spk "
-                                   f"(run fix to rebuild spk2utt)")
+                raise DataDirError(f"{path}:{number}: speaker '{spk}' does not match {d}/utt2spk; "
+                                   f"expected spk2utt written from utt2spk")
             found[spk] = utts
     missing = [s for s in expected if s not in found]
     if missing:
-        raise DataDirError(f"{path}: speaker(s) of {d}/utt2spk missing: {', '.join(missing[:5])} "
-                           f"(run fix to rebuild spk2utt)")
+        raise DataDirError(f"{path}: speaker(s) of {d}/utt2spk missing: {', '.join(missing[:5])}; "
+                           f"expected spk2utt written from utt2spk")
 
 
 def save(dest, data: Data) -> None:
@@ -231,51 +228,6 @@ def summary(d, data: Data) -> str:
 def validate(d, need: Sequence[str] = REQUIRED) -> Data:
     """Check directory ``d``; return its tables or raise DataDirError."""
     return load(d, need)
-
-
-def fix(d) -> str:
-    """Sort, drop utterances missing from any per-utterance file or with an empty transcript,
-    rebuild spk2utt. Returns the report."""
-    d = Path(d)
-    data = load(d, REQUIRED, allow_empty_text=True, strict=False)
-    every = set().union(*data.values())
-    common = set.intersection(*(set(t) for t in data.values()))
-    empty = {k for k in common if not data["text"][k]}
-    keep = common - empty
-    if not keep:
-        raise DataDirError(f"{d}: no utterance is in all of {', '.join(data)} with a non-empty "
-                           f"transcript; nothing written")
-    save(d, restrict(data, keep))
-    return (f"{d}: kept {len(keep)} of {len(every)} utterances; dropped {len(every - common)} not in "
-            f"all of {', '.join(data)} and {len(empty)} with an empty transcript")
-
-
-def subset(src, dest, first: Optional[int] = None, last: Optional[int] = None,
-           utt_list=None) -> Data:
-    """The first/last ``N`` utterances of ``src`` (in sorted order), or those listed in
-    ``utt_list`` (a file with an utterance id first on each line), written to ``dest``."""
-    data = load(src)
-    keys = utterances(data)
-    if utt_list is not None:
-        chosen = []
-        with open(utt_list, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if fields[0] not in data["wav.scp"]:
-                    raise DataDirError(f"{utt_list}:{number}: utterance '{fields[0]}' is not in {src}")
-                chosen.append(fields[0])
-    else:
-        n = first if first is not None else last
-        if n is None or n < 1 or n > len(keys):
-            raise DataDirError(f"{src}: asked for {n} utterances; expected 1 to {len(keys)}")
-        chosen = keys[:n] if first is not None else keys[-n:]
-    if not chosen:
-        raise DataDirError(f"{utt_list}: no utterance id listed")
-    out = restrict(data, chosen)
-    save(dest, out)
-    return out
 
 
 def combine(dest, srcs: Sequence) -> Data:
@@ -378,19 +330,23 @@ def split_keys(keys: Sequence[str], n: int) -> List[List[str]]:
     return parts
 
 
-def split(d, nj: int) -> List[Path]:
-    """Write ``d/split<nj>/<k>/`` (k = 1..nj): contiguous, nearly equal parts of ``d``."""
-    d = Path(d)
-    data = load(d)
-    keys = utterances(data)
+def split(path, out_dir, nj: int) -> List[Path]:
+    """The keys (first fields) of the key file ``path`` (wav.scp, text, ...), in file order, cut into
+    ``nj`` contiguous, nearly equal parts: ``out_dir/keys.1.scp`` ... ``out_dir/keys.<nj>.scp``, one
+    key a line: the key lists of parallel jobs. Key lists of an earlier split in ``out_dir`` are
+    removed first, so a smaller ``nj`` leaves no stale part."""
+    path, out_dir = Path(path), Path(out_dir)
+    keys = list(read_table(path, allow_empty=True, strict=False))
     if nj < 1 or nj > len(keys):
-        raise DataDirError(f"{d}: cannot split {len(keys)} utterances into --nj {nj} parts; "
+        raise DataDirError(f"{path}: cannot split {len(keys)} keys into --nj {nj} parts; "
                            f"expected 1 <= nj <= {len(keys)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("keys.*.scp"):
+        stale.unlink()
     outs = []
     for k, part in enumerate(split_keys(keys, nj), 1):
-        out = d / f"split{nj}" / str(k)
-        save(out, restrict(data, part))
-        outs.append(out)
+        outs.append(out_dir / f"keys.{k}.scp")
+        write_lines(outs[-1], part)
     return outs
 
 
@@ -403,15 +359,6 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check a data directory")
     s.add_argument("dir")
     s.add_argument("--need", default=",".join(REQUIRED), help="comma-separated files that must exist")
-    s = sub.add_parser("fix", help="sort, keep utterances present everywhere, rebuild spk2utt")
-    s.add_argument("dir")
-    s = sub.add_parser("subset", help="a subset of the utterances")
-    s.add_argument("src")
-    s.add_argument("dest")
-    g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--first", type=int)
-    g.add_argument("--last", type=int)
-    g.add_argument("--utt_list")
     s = sub.add_parser("combine", help="the union of data directories")
     s.add_argument("dest")
     s.add_argument("srcs", nargs="+")
@@ -425,9 +372,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fs", type=int, required=True)
     s.add_argument("--min_seconds", type=float, default=0.1)
     s.add_argument("--max_seconds", type=float, default=20.0)
-    s = sub.add_parser("split", help="split into DIR/split<N>/1..N")
-    s.add_argument("dir")
-    s.add_argument("--nj", type=int, required=True)
+    s = sub.add_parser("split", help="the keys of FILE in N parts OUT_DIR/keys.1.scp ... keys.N.scp")
+    s.add_argument("file", help="a key file: <key> [<value>] lines (wav.scp, text, ...)")
+    s.add_argument("out_dir")
+    s.add_argument("--nj", type=int, required=True, help="the number of parts (at most one per key)")
     return p
 
 
@@ -437,11 +385,6 @@ def main(argv=None) -> int:
         if args.command == "validate":
             data = validate(args.dir, [n for n in args.need.split(",") if n])
             print(summary(args.dir, data) + ": ok")
-        elif args.command == "fix":
-            print(fix(args.dir))
-        elif args.command == "subset":
-            data = subset(args.src, args.dest, args.first, args.last, args.utt_list)
-            print(summary(args.dest, data))
         elif args.command == "combine":
             print(summary(args.dest, combine(args.dest, args.srcs)))
         elif args.command == "speed_perturb":
@@ -449,8 +392,8 @@ def main(argv=None) -> int:
         elif args.command == "filter":
             print(filter_dir(args.src, args.dest, args.fs, args.min_seconds, args.max_seconds))
         elif args.command == "split":
-            outs = split(args.dir, args.nj)
-            print(f"{args.dir}: split into {len(outs)} parts under {outs[0].parent}")
+            outs = split(args.file, args.out_dir, args.nj)
+            print(f"{args.file}: keys in {len(outs)} parts, {outs[0].parent}/keys.{{1..{len(outs)}}}.scp")
     except (DataDirError, OSError, UnicodeDecodeError) as e:
         print(f"{PROG} {args.command}: {e}", file=sys.stderr)
         return 1

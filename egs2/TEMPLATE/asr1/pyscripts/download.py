@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Download a corpus archive, resumably, check it and optionally extract it (stdlib only).
+"""Download a corpus archive, resumably, check it and optionally extract it.
 
     download.py URL DEST [--sha256 HEX | --md5 HEX] [--extract DIR] [--retries 3]
 
@@ -14,7 +14,8 @@ An archive that fails its checksum is moved to ``DEST.bad``, so that a re-run do
 existing ``DEST`` is kept without any request when it passes the checksum (or none is given).
 
 ``--extract DIR`` unpacks a tar (plain, gzip, bzip2, xz) or zip archive into ``DIR``, refusing any
-member that would land outside ``DIR``, then writes ``DIR/.<archive name>.extracted``; with that
+member that would land outside ``DIR`` (``espnet_summarymixing.publish.archive``, the checks the
+package applies to model archives), then writes ``DIR/.<archive name>.extracted``; with that
 marker a re-run skips extraction, without it (an interrupted extraction) it is done again.
 
 ``file://`` URLs work too (local mirrors). Exit status: 0 on success, 1 on any error (2: bad usage).
@@ -25,12 +26,12 @@ import hashlib
 import http.client
 import os
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from espnet_summarymixing.publish.archive import safe_extract
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60.0  # of one connect or one read, not of the whole download
@@ -189,16 +190,6 @@ def fetch(url: str, dest: Path, retries: int = 3, timeout: float = None) -> None
     log(f"downloaded {dest}: {size / MB:.1f} MB in {seconds:.1f} s ({size / MB / max(seconds, 1e-3):.1f} MB/s)")
 
 
-def _check_member(name: str, outdir: Path) -> None:
-    """Raises DownloadError if an archive member's path is absolute or leaves ``outdir``."""
-    posix = PurePosixPath(name.replace("\\", "/"))
-    if posix.is_absolute() or ".." in posix.parts:
-        raise DownloadError(f"refusing archive member {name!r}: absolute path or '..'")
-    target = (outdir / posix).resolve()  # also catches a path through a symlink already in outdir
-    if target != outdir and outdir not in target.parents:
-        raise DownloadError(f"refusing archive member {name!r}: it would be written outside {outdir}")
-
-
 def extract(archive: Path, outdir: Path) -> bool:
     """Unpack a tar or zip archive into ``outdir`` unless its marker says it was; True if it extracted."""
     archive, outdir = Path(archive), Path(outdir)
@@ -209,26 +200,10 @@ def extract(archive: Path, outdir: Path) -> bool:
     outdir.mkdir(parents=True, exist_ok=True)
     outdir = outdir.resolve()
     log(f"extracting {archive} into {outdir}")
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for name in zf.namelist():  # check them all before writing anything
-                _check_member(name, outdir)
-            zf.extractall(outdir)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            for member in members:
-                _check_member(member.name, outdir)
-                if member.issym():  # a link's target must stay inside too
-                    _check_member(str(PurePosixPath(member.name).parent / member.linkname), outdir)
-                elif member.islnk():
-                    _check_member(member.linkname, outdir)
-            if hasattr(tarfile, "data_filter"):  # Python >= 3.8.17 / 3.11.4: the stdlib's own checks too
-                tf.extractall(outdir, members, filter="data")
-            else:
-                tf.extractall(outdir, members)
-    else:
-        raise DownloadError(f"{archive} is neither a tar nor a zip archive: cannot extract it")
+    try:  # the package's checks, shared with the model archives: nothing lands outside outdir
+        safe_extract(archive, outdir)
+    except ValueError as err:
+        raise DownloadError(str(err)) from None
     marker.touch()
     return True
 
@@ -288,7 +263,7 @@ def main(argv=None) -> int:
     except DownloadError as e:
         log(f"error: {e}")
         return 1
-    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+    except OSError as e:
         log(f"error: {e}")
         return 1
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""Shared logic of the recipe job runners ``utils/run.pl`` and ``utils/slurm.pl``.
+"""Shared logic of the recipe job runners ``utils/run.py`` and ``utils/slurm.py`` (invoked through
+their links ``utils/run.pl`` and ``utils/slurm.pl``, the names ESPnet's launcher and cmd.sh use).
 
 Both runners take the Kaldi-style command line::
 
@@ -6,8 +7,8 @@ Both runners take the Kaldi-style command line::
 
 and differ only in where the jobs run. This module holds everything they share: option parsing, the
 job range, the quoting of COMMAND into one ``bash -c`` line, and the header/footer written around each
-job's output in its log. It is a plain module next to the scripts (which put their own directory on
-``sys.path``), not a runner itself.
+job's output in its log. It is a plain module next to the scripts (which put their own real
+directory, links resolved, on ``sys.path``), not a runner itself.
 """
 
 import re
@@ -30,7 +31,7 @@ options: --gpu N  --mem M  --num_threads N  --max_jobs_run N  --time T  --name N
 PIPEFAIL = "set -o pipefail; "
 
 # Lines written before and after each job's output. Kept free of the characters ", $, ` and \ so that
-# slurm.pl can also render them inside a double-quoted bash string (see ``bash_text``).
+# slurm.py can also render them inside a double-quoted bash string (see ``bash_text``).
 HEADER = "# {command}\n# Started at {date}\n"
 FOOTER = "# Accounting: time={seconds} threads={threads}\n# Ended (code {rc}) at {date}\n"
 _ENDED = re.compile(r"^# Ended \(code (-?\d+)\) at ", re.MULTILINE)
