@@ -37,11 +37,14 @@ def _check_tar(members, outdir: Path) -> None:
         through = [str(PurePosixPath(*parts[:i])) for i in range(1, len(parts))]
         if any(p in links for p in through):
             raise UnsafeArchiveError(f"refusing archive member {member.name!r}: its path goes through a link")
-        if member.issym():  # a link's target must stay inside too
-            check_member(str(PurePosixPath(member.name).parent / member.linkname), outdir)
-            links.add(str(PurePosixPath(member.name)))
-        elif member.islnk():
-            check_member(member.linkname, outdir)
+        if member.issym() or member.islnk():  # a link's target must stay inside too
+            target = str(PurePosixPath(member.name).parent / member.linkname) if member.issym() else member.linkname
+            try:
+                check_member(target, outdir)
+            except UnsafeArchiveError:
+                raise UnsafeArchiveError(
+                    f"refusing archive member {member.name!r}: a link to {member.linkname!r}, outside the folder"
+                ) from None
             links.add(str(PurePosixPath(member.name)))
         elif not (member.isfile() or member.isdir()):
             raise UnsafeArchiveError(f"refusing archive member {member.name!r}: a device, fifo or other special file")
@@ -74,4 +77,4 @@ def safe_extract(archive: Path, outdir: Path) -> None:
             return
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
         raise ValueError(f"{archive}: not a readable archive ({type(err).__name__}: {err})") from None
-    raise ValueError(f"{archive}: neither a zip nor a tar archive")
+    raise ValueError(f"{archive}: not a readable zip or tar archive (corrupt, truncated or another kind of file)")
