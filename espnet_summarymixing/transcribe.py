@@ -95,7 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 text = transcriber(path)
             except (FileNotFoundError, ValueError) as err:  # one bad file must not stop the others
                 failed += 1
-                print(f"{path}: error: {err}", file=sys.stderr)
+                reason = str(err)[len(path) + 2:] if str(err).startswith(f"{path}: ") else err
+                print(f"{path}: error: {reason}", file=sys.stderr)
                 continue
             except Exception as err:
                 failed += 1
