@@ -3,9 +3,8 @@
 from pathlib import Path
 from typing import List, Optional
 
-import yaml
-
 from espnet_summarymixing.publish.archive import safe_extract
+from espnet_summarymixing.publish.loading import packed_paths
 from espnet_summarymixing.publish.model_card import model_card
 
 __all__ = ["prepare_folder", "upload"]
@@ -28,9 +27,8 @@ def prepare_folder(model_zip: Path, folder: Path, repo_id: str, results: Optiona
     meta = folder / "meta.yaml"
     if not meta.is_file():
         raise ValueError(f"--model {model_zip}: no meta.yaml inside; pack it with espnet_summarymixing.pack")
-    info = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    config = folder / info["yaml_files"]["asr_train_config"]
-    checkpoint = folder / info["files"]["asr_model_file"]
+    configs, files = packed_paths(folder, f"--model {model_zip}")  # each inside the folder
+    config, checkpoint = configs["asr_train_config"], files["asr_model_file"]
     results_text = Path(results).read_text(encoding="utf-8") if results else None
     if results_text is None:
         packed = sorted(folder.glob("**/RESULTS.md"))

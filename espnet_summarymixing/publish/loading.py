@@ -18,9 +18,9 @@ from typing import Dict, Optional, Tuple
 
 import yaml
 
-from espnet_summarymixing.publish.archive import safe_extract
+from espnet_summarymixing.publish.archive import UnsafeArchiveError, check_member, safe_extract
 
-__all__ = ["resolve_model", "load_asr_model", "load_state", "load_weights", "sample_rate", "load_audio", "default_cachedir"]
+__all__ = ["resolve_model", "packed_paths", "load_asr_model", "load_state", "load_weights", "sample_rate", "load_audio", "default_cachedir"]
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
 
@@ -83,43 +83,52 @@ def _unpack(archive: Path, cache: Path) -> Path:
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:
-    """``root / relative``, refusing a path that is absolute or leads outside ``root``."""
+    """``root / relative``, refusing a path that is absolute or leads outside ``root`` (the archive
+    members' check) and one that is not a file there."""
     if not isinstance(relative, str) or not relative:
         raise ValueError(f"{what}: expected a path inside the model folder, got {relative!r}")
+    try:
+        check_member(relative, root.resolve())
+    except UnsafeArchiveError:
+        raise ValueError(f"{what}: {relative!r} points outside the model folder {root}") from None
     target = (root / relative).resolve()
-    if Path(relative).is_absolute() or (target != root.resolve() and root.resolve() not in target.parents):
-        raise ValueError(f"{what}: {relative!r} points outside the model folder {root}")
     if not target.is_file():
         raise FileNotFoundError(f"{what}: {relative!r} is not in the model folder {root}")
     return target
 
 
-def _packed_files(root: Path, cache: Path, what: str) -> Dict[str, str]:
-    """The files ``meta.yaml`` names, checked, with a copy of each config (in ``cache``) whose paths to
-    files of the model folder are made absolute (as ESPnet's unpacking does, without touching the folder)."""
+def packed_paths(root: Path, what: str) -> Tuple[Dict[str, Path], Dict[str, Path]]:
+    """The files a packed model's ``meta.yaml`` names, as (``yaml_files``, ``files``), each checked to
+    be a file inside ``root``; ``what`` starts the messages."""
     try:
-        meta = yaml.safe_load((root / "meta.yaml").read_text(encoding="utf-8"))
+        meta = yaml.safe_load((Path(root) / "meta.yaml").read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ValueError(f"{what}: meta.yaml is not valid YAML ({err})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("yaml_files"), dict) or not isinstance(
         meta.get("files"), dict
     ):
         raise ValueError(f"{what}: meta.yaml needs 'yaml_files' and 'files' mappings (ESPnet's packing)")
+    return tuple({key: _inside(Path(root), value, f"{what}: meta.yaml {key}") for key, value in meta[kind].items()}
+                 for kind in ("yaml_files", "files"))
+
+
+def _packed_files(root: Path, cache: Path, what: str) -> Dict[str, str]:
+    """The files ``meta.yaml`` names, checked, with a copy of each config (in ``cache``) whose paths to
+    files of the model folder are made absolute (as ESPnet's unpacking does, without touching the folder)."""
+    configs, files = packed_paths(root, what)
     inside = {str(p.relative_to(root)): str(p.resolve()) for p in root.rglob("*") if p.is_file()}
     resolved = cache / "configs" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
     resolved.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for key, value in meta["yaml_files"].items():
-        config = yaml.safe_load(_inside(root, value, f"{what}: meta.yaml {key}").read_text(encoding="utf-8"))
+    out = {key: str(path) for key, path in files.items()}
+    for key, path in configs.items():
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(config, dict):
-            raise ValueError(f"{what}: {value} is not an ESPnet config")
+            raise ValueError(f"{what}: {path.name} is not an ESPnet config")
         target = resolved / f"{key}.yaml"
         partial = target.with_suffix(".partial")
         partial.write_text(yaml.safe_dump(_absolute_paths(config, inside)), encoding="utf-8")
         partial.replace(target)
         out[key] = str(target)
-    for key, value in meta["files"].items():
-        out[key] = str(_inside(root, value, f"{what}: meta.yaml {key}"))
     return out
 
 
