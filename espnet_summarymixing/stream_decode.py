@@ -48,13 +48,12 @@ def _read_wav_scp(path: str):
     return entries, bad
 
 
-def _decode_set(rec: StreamingRecognizer, args) -> int:
+def _decode_set(rec: StreamingRecognizer, args, block: int) -> int:
     """Stream (or, with --full_context, decode offline) every utterance of --wav_scp into --output.
     A bad line or file is reported with its line and utterance and skipped; the others are written."""
     entries, failures = _read_wav_scp(args.wav_scp)
     for message in failures:
         print(f"error: {message}", file=sys.stderr)
-    block = max(1, int(rec.rate * args.block_ms / 1000))
     lines, chunk_seconds, audio_seconds, compute = [], [], 0.0, 0.0
     for i, (number, utt, path) in enumerate(entries, 1):
         try:
@@ -124,15 +123,16 @@ def main(argv=None) -> int:
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             print(f"error: cannot load the model: {err}", file=sys.stderr)
             return 2
+        block = max(1, int(rec.rate * args.block_ms / 1000))  # samples arriving per step
         if args.wav_scp is not None:
-            return _decode_set(rec, args)
+            return _decode_set(rec, args, block)
 
         def partial(seconds, text):
             print(f"[{seconds:7.2f} s] {text}", file=out, flush=True)
 
         try:
             wave = load_audio(args.file, rec.rate)
-            final = rec.stream(wave, max(1, int(rec.rate * args.block_ms / 1000)), partial)
+            final = rec.stream(wave, block, partial)
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
