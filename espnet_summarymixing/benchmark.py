@@ -17,6 +17,11 @@ A pair that runs out of memory (or past ``--timeout``) is reported as such, not 
 With ``--streaming``, per-chunk compute of a streamed 12 x 256 Conformer instead: first against
 last minute of a long stream (``--minutes``), for each ``--chunk_sizes``, and the state size.
 
+With ``--long_form``, whole recordings of ``--long_minutes`` transcribed in one pass (front end,
+encoder, CTC over a ``--vocabulary``-token output, greedy decoding; :mod:`espnet_summarymixing.longform`)
+by ours and ESPnet's self-attention Conformer of equal size: peak resident memory of the process
+and real-time factor, each (system, length) in its own process under ``--memory_limit_gb``.
+
 Families (equal configuration inside each): ``conformer`` (ESPnet's rel-pos Conformer, ours,
 and ours without its mixing block = the lower bound), ``branchformer`` (ESPnet's with
 self-attention and with ``fast_selfattn``, ours, cgMLP only) and ``e_branchformer``.
@@ -227,10 +232,11 @@ def _spawn_one(spec: dict, timeout: float, env: Optional[dict] = None) -> dict:
                               env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"status": "timeout"}
-    if proc.returncode in (-9, 137):  # killed by the kernel's out-of-memory killer
-        return {"status": "out_of_memory"}
+    if proc.returncode in (-9, 137) or (proc.returncode != 0 and "bad_alloc" in proc.stderr):
+        return {"status": "out_of_memory"}  # the kernel's out-of-memory killer, or C++ out of memory
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark worker failed for {spec['system']} at {spec['seconds']} s:\n"
+        length = f"{spec['seconds']} s" if "seconds" in spec else f"{spec['minutes']} min"
+        raise RuntimeError(f"benchmark worker failed for {spec['system']} at {length}:\n"
                            f"{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -363,6 +369,86 @@ def environment(device: str, threads: int) -> dict:
     return env
 
 
+LONG_FORM_SYSTEMS = ("conformer_summarymixing", "conformer_selfattn")
+
+
+def long_form_worker(spec: dict) -> dict:
+    """Transcribe ``spec["minutes"]`` of audio in one pass in this process: peak memory and RTF."""
+    from argparse import Namespace
+
+    import torch
+    from espnet2.asr.ctc import CTC
+    from espnet2.asr.espnet_model import ESPnetASRModel
+    from espnet2.asr.frontend.default import DefaultFrontend
+
+    from espnet_summarymixing.longform.recognizer import LongFormRecognizer
+
+    limit = int(spec["memory_limit_gb"] * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # fail cleanly instead of swapping the machine
+    torch.manual_seed(0)
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    vocab = spec["vocabulary"]
+    tokens = ["<blank>", "<unk>", *[f"t{i}" for i in range(vocab - 3)], "<sos/eos>"]
+    encoder = build_encoder(spec["system"], spec["size"], spec["blocks"], spec["units"], spec["kernel"], spec["heads"])
+    model = ESPnetASRModel(vocab, tokens, DefaultFrontend(fs=16000, n_fft=512, win_length=400, hop_length=160),
+                           None, None, None, encoder, None, None, CTC(vocab, spec["size"]), None, ctc_weight=1.0)
+    recognizer = LongFormRecognizer(model, Namespace(token_list=tokens, token_type="word", bpemodel=None), 16000,
+                                    decoding="greedy", timestamps=False)
+    seconds = spec["minutes"] * 60
+    result = {"params": sum(p.numel() for p in encoder.parameters())}
+    try:
+        recognizer(0.05 * torch.randn(16000))  # first-call costs (allocator, kernels) are not the length's
+        wave = 0.05 * torch.randn(int(seconds * 16000))
+        idle = _rss_bytes()
+        start = time.perf_counter()
+        recognizer(wave)
+        elapsed = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        result.update(status="ok", seconds_taken=elapsed, rtf=elapsed / seconds,
+                      peak_memory_mb=peak / 2**20, above_idle_mb=max(peak - idle, 0) / 2**20)
+    except Exception as err:
+        if not _is_oom(err):
+            raise
+        result["status"] = "out_of_memory"
+    return result
+
+
+def long_form_report(args) -> int:
+    """Peak memory and RTF of one-pass transcription against recording length, ours and ESPnet's."""
+    try:
+        minutes = [float(v) for v in args.long_minutes.split(",") if v]
+    except ValueError:
+        raise SystemExit(f"--long_minutes must be comma-separated minutes, got {args.long_minutes!r}")
+    env = environment("cpu", args.threads)
+    print(f"# environment: {json.dumps(env)}", flush=True)
+    rows = ["| system | minutes | status | peak memory (MB) | above idle (MB) | time (s) | RTF |",
+            "|---|---|---|---|---|---|---|"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for m in minutes:
+        for system in LONG_FORM_SYSTEMS:
+            spec = dict(system=system, minutes=m, threads=args.threads, size=args.size, blocks=args.blocks,
+                        units=args.units, kernel=args.kernel, heads=args.heads, vocabulary=args.vocabulary,
+                        memory_limit_gb=args.memory_limit_gb, long_form=True)
+            r = {**spec, **_spawn_one(spec, args.timeout)}
+            results.append(r)
+            if r["status"] == "ok":
+                rows.append(f"| {system} | {m:g} | ok | {r['peak_memory_mb']:.0f} | {r['above_idle_mb']:.0f} "
+                            f"| {r['seconds_taken']:.1f} | {r['rtf']:.4f} |")
+            else:
+                limit = f" (limit {args.memory_limit_gb:g} GB)" if r["status"] == "out_of_memory" else (
+                    f" (> {args.timeout:g} s)")
+                rows.append(f"| {system} | {m:g} | {r['status']}{limit} | - | - | - | - |")
+            print(rows[-1], flush=True)
+    (out / "long_form.json").write_text(json.dumps({"environment": env, "results": results}, indent=2) + "\n")
+    (out / "long_form.md").write_text(f"Environment: `{json.dumps(env)}`\n\n" + "\n".join(rows) + "\n")
+    print("\n".join(rows))
+    print(f"results: {out / 'long_form.md'}")
+    return 0
+
+
 def measure_chunk_compute(encoder, chunk_size: int, minutes: float, features: int = FEATURES) -> dict:
     """Stream ``minutes`` of random features; per-chunk compute in the first and last minute."""
     import statistics
@@ -440,6 +526,12 @@ def parse_args(argv=None):
     p.add_argument("--chunk_sizes", default="4,16", help="--streaming: encoder frames per chunk (40 ms each)")
     p.add_argument("--conv", choices=["chunk", "causal"], default="chunk",
                    help="--streaming: chunk-aware (chunk_conv) or left-only (causal_conv) convolutions")
+    p.add_argument("--long_form", action="store_true",
+                   help="peak memory and RTF of one-pass transcription against recording length instead")
+    p.add_argument("--long_minutes", default="1,5,10,30,60", help="--long_form: recording lengths in minutes")
+    p.add_argument("--vocabulary", type=int, default=5000, help="--long_form: CTC output tokens")
+    p.add_argument("--memory_limit_gb", type=float, default=16.0,
+                   help="--long_form: address-space limit of each worker; more is reported as out of memory")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -460,10 +552,13 @@ def _cuda_available() -> bool:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(run_worker(json.loads(args.worker))))
+        spec = json.loads(args.worker)
+        print(json.dumps(long_form_worker(spec) if spec.get("long_form") else run_worker(spec)))
         return 0
     if args.streaming:
         return streaming_report(args)
+    if args.long_form:
+        return long_form_report(args)
     families = [f for f in args.families.split(",") if f]
     unknown = sorted(set(families) - {v[0] for v in SYSTEMS.values()})
     if unknown:

@@ -1,11 +1,14 @@
 """Shared helpers: tiny encoders and padded batches."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 import yaml
 
@@ -165,3 +168,29 @@ def dry_run(config, token_list, output_dir, task="asr"):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc, yaml.safe_load((output_dir / "config.yaml").read_text())
+
+
+# A tiny trained model that speaks: the session's 2-epoch model mostly emits blanks, so its CTC blank
+# logit is lowered until about a third of the frames emit a token (random letters, but real words for
+# the long-form formats and timings to work on).
+@pytest.fixture(scope="session")
+def talkative_model(train_model, data, tmp_path_factory):
+    from espnet_summarymixing.publish.loading import load_asr_model
+
+    exp = train_model("summarymixing_conformer")
+    model, _ = load_asr_model(str(exp / "config.yaml"), str(exp / "valid.acc.best.pth"))
+    model.eval()
+    wav = (data["test"] / "wav.scp").read_text().split()[1]
+    wave = torch.tensor(soundfile.read(wav, dtype="float32")[0])[None]
+    with torch.no_grad():
+        enc, _ = model.encode(wave, torch.tensor([wave.size(1)]))
+        enc = enc[0] if isinstance(enc, tuple) else enc
+        logits = model.ctc.ctc_lo(enc)[0]
+    margin = logits[:, 0] - logits[:, 1:].max(dim=1).values
+    shift = float(np.quantile(margin.numpy(), 0.35)) + 1e-3
+    state = model.state_dict()
+    state["ctc.ctc_lo.bias"][0] -= shift
+    out = tmp_path_factory.mktemp("talkative")
+    shutil.copy(exp / "config.yaml", out / "config.yaml")
+    torch.save(state, out / "valid.acc.best.pth")
+    return out

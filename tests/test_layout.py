@@ -9,7 +9,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "espnet_summarymixing"
 # Lower layers first: a module may import from its own layer and the layers before it only.
-LAYERS = ["layers", "encoders", "registration", "publish", "streaming", "commands"]
+LAYERS = ["layers", "encoders", "registration", "publish", "streaming", "longform", "commands"]
 COMMANDS = {"pack", "transcribe", "upload", "stream_decode", "benchmark"}
 
 

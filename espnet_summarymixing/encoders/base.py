@@ -360,6 +360,17 @@ class SummaryMixingEncoderBase(AbsEncoder):
     def output_size(self) -> int:
         return self._output_size
 
+    def set_summary_window(self, frames: int) -> None:
+        """Inference option for recordings much longer than the training utterances: every cell's
+        summary becomes, for each frame, the mean over the frames within ``frames`` encoder frames of
+        it (a sliding window, computed with cumulative sums in linear time) instead of the mean over
+        the whole recording; 0 restores the trained behaviour. Chunked modes are unaffected."""
+        if not isinstance(frames, int) or frames < 0:
+            raise ValueError(f"summary window {frames!r} must be a whole number of encoder frames >= 0 (0 = off)")
+        for module in self.modules():
+            if isinstance(module, SummaryMixing):
+                module.summary_window = frames
+
     def _setup_chunks(self, args: Dict[str, Any]) -> None:
         """Validate and store the chunk-causal (streaming) options."""
         causal_conv, chunk_conv = args["causal_conv"], args["chunk_conv"]

@@ -200,6 +200,10 @@ class SummaryMixing(torch.nn.Module):
         if branch_norm:
             self._add_branch_norms()
         self.dropout = torch.nn.Dropout(dropout_rate)
+        #: Inference option for long recordings: 0 (default, as trained) = the summary of the whole
+        #: utterance; W > 0 = each frame's own summary over the valid frames within W frames of it
+        #: (see :meth:`_windowed`). Set it for a whole encoder with ``set_summary_window``.
+        self.summary_window = 0
 
     def _add_branch_norms(self) -> None:
         like = next(self.parameters())
@@ -235,8 +239,8 @@ class SummaryMixing(torch.nn.Module):
 
         Args:
             f: Local frames (B, T, U), None in lite mode.
-            summary: (B, 1, U) one summary per utterance, or (B, C, 1, U) one per chunk
-                when ``f`` has been viewed as (B, C, c, U).
+            summary: (B, 1, U) one summary per utterance, (B, C, 1, U) one per chunk
+                when ``f`` has been viewed as (B, C, c, U), or (B, T, U) one per frame.
             valid: Float validity of the output frames, broadcastable to the output.
         """
         if self.summary_norm is not None:
@@ -283,6 +287,8 @@ class SummaryMixing(torch.nn.Module):
         b, t, _ = x.shape
         valid = self._valid(mask, b, t, x)  # (B, T, 1) in x's dtype
         f, s = self._branches(x)
+        if (chunk_size == 0 or chunk_size >= t) and 0 < self.summary_window < t - 1:
+            return self._combine(f, self._windowed(s, valid, self.summary_window), valid)
         if chunk_size == 0 or chunk_size >= t:
             counts = valid.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
             # Normalised weights keep the sum finite in float16: the weights add up to 1.
@@ -290,6 +296,19 @@ class SummaryMixing(torch.nn.Module):
             summary = torch.bmm(weights, s)  # (B, 1, U)
             return self._combine(f, summary, valid)
         return self._chunk_causal(f, s, valid, chunk_size)
+
+    @staticmethod
+    def _windowed(s: torch.Tensor, valid: torch.Tensor, w: int) -> torch.Tensor:
+        """Per-frame summaries (B, T, U): the mean of ``s`` over the valid frames in [t - w, t + w],
+        from cumulative sums (linear in T), in float64 so that an hour of frames loses no precision."""
+        b, t, _ = s.shape
+        zero = s.new_zeros(b, 1, s.size(2), dtype=torch.float64)
+        sums = torch.cat([zero, torch.cumsum(s.double() * valid.double(), dim=1)], dim=1)  # (B, T+1, U)
+        counts = torch.cat([zero[..., :1], torch.cumsum(valid.double(), dim=1)], dim=1)  # (B, T+1, 1)
+        frames = torch.arange(t, device=s.device)
+        lo, hi = (frames - w).clamp(min=0), (frames + w + 1).clamp(max=t)
+        summary = (sums[:, hi] - sums[:, lo]) / (counts[:, hi] - counts[:, lo]).clamp(min=1.0)
+        return summary.to(s.dtype)
 
     def _chunk_causal(
         self, f: Optional[torch.Tensor], s: torch.Tensor, valid: torch.Tensor, c: int

@@ -13,9 +13,10 @@ def _mask(lengths, t):
     return (torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)  # (B, 1, T)
 
 
-def _reference(cell, x, mask, chunk_size=0):
-    """The cell written out frame by frame: mean of s over the visible valid frames,
-    the summary repeated over time and concatenated to f, then the full combiner."""
+def _reference(cell, x, mask, chunk_size=0, window=0):
+    """The cell written out frame by frame: mean of s over the visible valid frames (all, those up
+    to the end of the frame's chunk, or those within ``window`` frames of it), the summary repeated
+    over time and concatenated to f, then the full combiner."""
     cell = cell.eval()
     b, t, _ = x.shape
     valid = mask.squeeze(1).float()
@@ -29,8 +30,11 @@ def _reference(cell, x, mask, chunk_size=0):
             f = cell.local_proj(x[i]) if cell.mode == "mixing" else None
         for j in range(t):
             end = t if chunk_size == 0 else min(t, (j // chunk_size + 1) * chunk_size)
-            w = valid[i, :end]
-            summ = (w[:, None] * s[:end]).sum(0) / max(1.0, float(w.sum()))
+            start = 0
+            if window:
+                start, end = max(0, j - window), min(t, j + window + 1)
+            w = valid[i, start:end]
+            summ = (w[:, None] * s[start:end]).sum(0) / max(1.0, float(w.sum()))
             if cell.summary_norm is not None:
                 summ = cell.summary_norm(summ)
             if cell.mode == "lite":
@@ -155,6 +159,36 @@ def test_chunk_causal_matches_definition(mode, chunk_size):
     mask = _mask([11, 6], 11)
     got = cell(x, mask, chunk_size=chunk_size)
     torch.testing.assert_close(got, _reference(cell, x, mask, chunk_size), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("window", [1, 3, 6])
+def test_summary_window_matches_definition_and_padding_changes_nothing(mode, window):
+    torch.manual_seed(5)
+    cell = SummaryMixing(8, heads=2, mode=mode).eval()
+    x = torch.randn(2, 13, 8)
+    mask = _mask([13, 8], 13)
+    full = cell(x, mask)
+    cell.summary_window = window
+    got = cell(x, mask)
+    torch.testing.assert_close(got, _reference(cell, x, mask, window=window), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got[0], full[0])
+    torch.testing.assert_close(got[1:, :8], cell(x[1:, :8]), atol=1e-5, rtol=1e-5)  # as if alone
+    assert torch.all(got[1, 8:] == 0)
+    cell.summary_window = 12  # a window over every frame is the whole-utterance summary
+    torch.testing.assert_close(cell(x, mask), full, atol=1e-6, rtol=1e-6)
+
+
+def test_summary_window_on_an_encoder_reaches_every_cell_and_is_checked():
+    from conftest import tiny
+
+    encoder = tiny("conformer").eval()
+    encoder.set_summary_window(5)
+    cells = [m for m in encoder.modules() if isinstance(m, SummaryMixing)]
+    assert len(cells) == 2 and all(c.summary_window == 5 for c in cells)
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="encoder frames"):
+            encoder.set_summary_window(bad)
 
 
 @pytest.mark.parametrize("mode", MODES)
