@@ -5,6 +5,7 @@ the folders listed after it):
 
 - the modules at the top are the commands, ``python -m espnet_summarymixing.<command>``:
   ``pack``, ``transcribe``, ``upload``, ``stream_decode``, ``benchmark``;
+- :mod:`.longform`: whole recordings in one pass, CTC decoding, word timings, subtitles;
 - :mod:`.streaming`: chunk-by-chunk encoding and streaming recognition;
 - :mod:`.publish`: packing, model cards, the Hub, loading models and audio;
 - :mod:`.registration` (and its start-up hook ``_autoload``): our encoder names in ESPnet's tasks;
@@ -23,6 +24,7 @@ _LAZY = {
     "SummaryMixingEBranchformerEncoder": "espnet_summarymixing.encoders.e_branchformer",
     "StreamingEncoder": "espnet_summarymixing.streaming.encoder",
     "StreamingRecognizer": "espnet_summarymixing.streaming.recognizer",
+    "LongFormRecognizer": "espnet_summarymixing.longform.recognizer",
     "register": "espnet_summarymixing.registration",
 }
 

@@ -427,8 +427,12 @@ def long_form_report(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
+    systems = [s for s in args.systems.split(",") if s] or list(LONG_FORM_SYSTEMS)
+    bad = [s for s in systems if s not in LONG_FORM_SYSTEMS]
+    if bad:
+        raise SystemExit(f"--systems: {bad} not measured by --long_form; choose from {list(LONG_FORM_SYSTEMS)}")
     for m in minutes:
-        for system in LONG_FORM_SYSTEMS:
+        for system in systems:
             spec = dict(system=system, minutes=m, threads=args.threads, size=args.size, blocks=args.blocks,
                         units=args.units, kernel=args.kernel, heads=args.heads, vocabulary=args.vocabulary,
                         memory_limit_gb=args.memory_limit_gb, long_form=True)

@@ -3,12 +3,16 @@
     python -m espnet_summarymixing.transcribe --model exp/asr/model.zip a.wav b.flac c.sph
     python -m espnet_summarymixing.transcribe --model model.zip --output_format srt --output_dir subs lecture.flac
 
-By default each recording goes through the encoder in one pass, however long (front end and
-subsampling in blocks, :mod:`espnet_summarymixing.longform`), and is decoded by CTC (``--decoding
-beam``: prefix beam search, with ``--lm_train_config/--lm_file`` an ESPnet LM; ``greedy``); the
-words are timed by CTC segmentation. ``--mode segmented`` instead cuts a recording at its quietest
-moments into pieces of at most ``--max_segment_seconds``; ``--decoding joint`` is ESPnet's joint
-CTC/attention beam search (``Speech2Text``) on such pieces, text only.
+A recording of any length first goes through the encoder in one pass (front end and subsampling
+in blocks, :mod:`espnet_summarymixing.longform`), whose CTC decoding finds the pauses; by default
+(``--mode segmented``) it is then cut in the middle of every pause longer than
+``--segment_pause_seconds`` (pieces longer than ``--max_segment_seconds`` also at their quietest
+moments) and the pieces are encoded one by one, which measured best with models trained on single
+utterances (README, "Long recordings"); ``--mode one_pass`` keeps the single pass (optionally with
+a summary over a sliding window or per pause-delimited stretch). Decoding is CTC (``--decoding
+beam``: prefix beam search, with ``--lm_train_config/--lm_file`` an ESPnet LM; ``greedy``), the
+words timed by CTC segmentation; ``--decoding joint`` is ESPnet's joint CTC/attention beam search
+(``Speech2Text``) on pieces cut at quiet moments, text only.
 
 Output: ``--output_format text`` prints ``<file><TAB><text>`` per file; ``json`` (words with times
 and confidences), ``srt`` and ``vtt`` (subtitles split at pauses, at most ``--max_subtitle_chars``)
@@ -20,7 +24,6 @@ was transcribed.
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 from pathlib import Path
@@ -41,11 +44,12 @@ class Transcriber:
     of at most ``max_segment_seconds`` and gives text without timings.
     """
 
-    def __init__(self, model: str, device: str = "cpu", mode: str = "one_pass", decoding: str = "beam",
+    def __init__(self, model: str, device: str = "cpu", mode: str = "segmented", decoding: str = "beam",
                  beam_size: int = 10, ctc_weight: float = 0.3, max_segment_seconds: float = 30.0,
                  summary_window_seconds: float = 0.0, lm_train_config: Optional[str] = None,
                  lm_file: Optional[str] = None, lm_weight: float = 0.3, timestamps: bool = True,
-                 cachedir: Optional[str] = None):
+                 cachedir: Optional[str] = None, segment_pause_seconds: float = 0.5,
+                 summary_pause_seconds: float = 0.0, word_pause_seconds: float = 0.3):
         from espnet_summarymixing.longform.recognizer import LongFormRecognizer
 
         files = resolve_model(model, cachedir)
@@ -68,8 +72,9 @@ class Transcriber:
         self.rate = sample_rate(args)
         self.recognizer = LongFormRecognizer(
             asr_model, args, self.rate, mode=mode, decoding=decoding, beam_size=beam_size, lm=lm,
-            lm_weight=lm_weight, segment_seconds=max_segment_seconds,
-            summary_window_seconds=summary_window_seconds, timestamps=timestamps,
+            lm_weight=lm_weight, segment_seconds=max_segment_seconds, segment_pause_seconds=segment_pause_seconds,
+            summary_window_seconds=summary_window_seconds, summary_pause_seconds=summary_pause_seconds,
+            word_pause_seconds=word_pause_seconds, timestamps=timestamps,
         )
 
     def __call__(self, path: str):
@@ -123,8 +128,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--model", required=True, help="model.zip, an unpacked model or exp dir, or a hub id")
     p.add_argument("files", nargs="+", help="audio files")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--mode", choices=MODES, default="one_pass",
-                   help="one_pass: the whole recording through the encoder at once; segmented: pieces")
+    p.add_argument("--mode", choices=MODES, default="segmented",
+                   help="segmented: pieces cut at the pauses a first one-pass decoding finds, encoded one by one; "
+                        "one_pass: the whole recording through the encoder at once")
     p.add_argument("--decoding", choices=DECODINGS, default="beam",
                    help="beam: CTC prefix beam search; greedy: best CTC path; joint: ESPnet's joint "
                         "CTC/attention beam search on pieces (text only)")
@@ -135,6 +141,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--lm_weight", type=float, default=0.3)
     p.add_argument("--max_segment_seconds", type=float, default=30.0,
                    help="segmented mode and joint decoding: longest piece")
+    p.add_argument("--segment_pause_seconds", type=float, default=0.5,
+                   help="segmented mode: cut in pauses longer than this (0: at quiet moments only, for length)")
+    p.add_argument("--summary_pause_seconds", type=float, default=0.0,
+                   help="one pass, SummaryMixing encoders: a second pass where each frame's summary is that of "
+                        "its stretch between pauses longer than this (0 = off)")
+    p.add_argument("--word_pause_seconds", type=float, default=0.3,
+                   help="tokens further apart than this belong to different words (0 = off)")
     p.add_argument("--summary_window_seconds", type=float, default=0.0,
                    help="one pass, SummaryMixing encoders: each frame's summary over this many seconds "
                         "around it (0 = the whole recording)")
@@ -168,6 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.model, args.device, args.mode, args.decoding, args.beam_size, args.ctc_weight,
                 args.max_segment_seconds, args.summary_window_seconds, args.lm_train_config, args.lm_file,
                 args.lm_weight, timestamps=timed, cachedir=args.cachedir,
+                segment_pause_seconds=args.segment_pause_seconds, summary_pause_seconds=args.summary_pause_seconds,
+                word_pause_seconds=args.word_pause_seconds,
             )
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             print(f"error: cannot load the model: {err}", file=sys.stderr)

@@ -370,6 +370,21 @@ class SummaryMixingEncoderBase(AbsEncoder):
         for module in self.modules():
             if isinstance(module, SummaryMixing):
                 module.summary_window = frames
+                module.summary_segments = None
+
+    def set_summary_segments(self, starts: Optional[Sequence[int]]) -> None:
+        """Inference option for a long recording made of separate utterances: every cell's summary
+        becomes, for each frame, the mean over its own segment, the segments starting at the encoder
+        frames ``starts`` (the first at 0); None restores the trained behaviour. For one recording at a
+        time (every utterance of a batch would be cut at the same frames)."""
+        if starts is not None:
+            starts = tuple(int(b) for b in starts)
+            if any(b < 0 for b in starts):
+                raise ValueError(f"summary segments {starts}: frame indices must be >= 0")
+        for module in self.modules():
+            if isinstance(module, SummaryMixing):
+                module.summary_segments = starts
+                module.summary_window = 0
 
     def _setup_chunks(self, args: Dict[str, Any]) -> None:
         """Validate and store the chunk-causal (streaming) options."""

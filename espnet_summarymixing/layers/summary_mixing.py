@@ -200,10 +200,13 @@ class SummaryMixing(torch.nn.Module):
         if branch_norm:
             self._add_branch_norms()
         self.dropout = torch.nn.Dropout(dropout_rate)
-        #: Inference option for long recordings: 0 (default, as trained) = the summary of the whole
-        #: utterance; W > 0 = each frame's own summary over the valid frames within W frames of it
-        #: (see :meth:`_windowed`). Set it for a whole encoder with ``set_summary_window``.
+        #: Inference options for long recordings (set them for a whole encoder with the encoder's
+        #: ``set_summary_window`` / ``set_summary_segments``): by default (0 / None, as trained) the
+        #: summary is the whole utterance's; ``summary_window`` W > 0 gives each frame the summary of
+        #: the valid frames within W frames of it; ``summary_segments`` (frame indices where a new
+        #: segment starts) the summary of its own segment (see :meth:`_windowed`).
         self.summary_window = 0
+        self.summary_segments: Optional[Tuple[int, ...]] = None
 
     def _add_branch_norms(self) -> None:
         like = next(self.parameters())
@@ -287,8 +290,8 @@ class SummaryMixing(torch.nn.Module):
         b, t, _ = x.shape
         valid = self._valid(mask, b, t, x)  # (B, T, 1) in x's dtype
         f, s = self._branches(x)
-        if (chunk_size == 0 or chunk_size >= t) and 0 < self.summary_window < t - 1:
-            return self._combine(f, self._windowed(s, valid, self.summary_window), valid)
+        if (chunk_size == 0 or chunk_size >= t) and (0 < self.summary_window < t - 1 or self.summary_segments):
+            return self._combine(f, self._windowed(s, valid, *self._spans(t, s.device)), valid)
         if chunk_size == 0 or chunk_size >= t:
             counts = valid.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
             # Normalised weights keep the sum finite in float16: the weights add up to 1.
@@ -297,16 +300,25 @@ class SummaryMixing(torch.nn.Module):
             return self._combine(f, summary, valid)
         return self._chunk_causal(f, s, valid, chunk_size)
 
+    def _spans(self, t: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The frames [lo_t, hi_t) whose summary frame t receives: its window, or its segment."""
+        frames = torch.arange(t, device=device)
+        if self.summary_window:
+            w = self.summary_window
+            return (frames - w).clamp(min=0), (frames + w + 1).clamp(max=t)
+        starts = torch.tensor(sorted({0, *(b for b in self.summary_segments if 0 < b < t)}), device=device)
+        ends = torch.cat([starts[1:], starts.new_tensor([t])])
+        segment = torch.searchsorted(starts, frames, right=True) - 1
+        return starts[segment], ends[segment]
+
     @staticmethod
-    def _windowed(s: torch.Tensor, valid: torch.Tensor, w: int) -> torch.Tensor:
-        """Per-frame summaries (B, T, U): the mean of ``s`` over the valid frames in [t - w, t + w],
+    def _windowed(s: torch.Tensor, valid: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """Per-frame summaries (B, T, U): the mean of ``s`` over the valid frames in [lo_t, hi_t),
         from cumulative sums (linear in T), in float64 so that an hour of frames loses no precision."""
         b, t, _ = s.shape
         zero = s.new_zeros(b, 1, s.size(2), dtype=torch.float64)
         sums = torch.cat([zero, torch.cumsum(s.double() * valid.double(), dim=1)], dim=1)  # (B, T+1, U)
         counts = torch.cat([zero[..., :1], torch.cumsum(valid.double(), dim=1)], dim=1)  # (B, T+1, 1)
-        frames = torch.arange(t, device=s.device)
-        lo, hi = (frames - w).clamp(min=0), (frames + w + 1).clamp(max=t)
         summary = (sums[:, hi] - sums[:, lo]) / (counts[:, hi] - counts[:, lo]).clamp(min=1.0)
         return summary.to(s.dtype)
 

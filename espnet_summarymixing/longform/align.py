@@ -22,9 +22,13 @@ __all__ = ["words_of", "regions", "align_region", "timed_words"]
 WordTokens = Tuple[str, List[int]]
 
 
-def words_of(hyp: Hypothesis, token_list: Sequence[str]) -> List[WordTokens]:
+def words_of(hyp: Hypothesis, token_list: Sequence[str], pause_frames: int = 0,
+             breaks: Sequence[int] = ()) -> List[WordTokens]:
     """Group a hypothesis's tokens into words: ESPnet's character tokens are split at ``<space>``,
-    SentencePiece pieces start a word with ``▁``, any other token type is one word per token."""
+    SentencePiece pieces start a word with ``▁``, any other token type is one word per token. With
+    ``pause_frames`` > 0, tokens more than that many frames apart also belong to different words (a
+    model trained on single utterances never learned to emit a word boundary between two of them), and
+    a word never spans one of the frames ``breaks`` (where separately encoded pieces meet)."""
     words: List[WordTokens] = []
     chars = "<space>" in token_list
     pieces = any(tok.startswith("\u2581") for tok in token_list)
@@ -39,6 +43,9 @@ def words_of(hyp: Hypothesis, token_list: Sequence[str]) -> List[WordTokens]:
 
     for i, token_id in enumerate(hyp.tokens):
         token = token_list[token_id]
+        if i and ((pause_frames and hyp.frames[i] - hyp.frames[i - 1] > pause_frames)
+                  or any(hyp.frames[i - 1] < b <= hyp.frames[i] for b in breaks)):
+            flush()
         if chars:
             if token == "<space>":
                 flush()
@@ -112,7 +119,8 @@ def align_region(log_probs: np.ndarray, words: List[List[int]], token_list: Sequ
 
 def timed_words(log_probs: Callable[[int, int], np.ndarray], total: int, hyp: Hypothesis, token_list: Sequence[str],
                 frame_seconds: float, blank: int = 0, pause_seconds: float = 1.0,
-                region_seconds: float = 30.0) -> List[Tuple[str, float, float, float]]:
+                region_seconds: float = 30.0, word_pause_frames: int = 0,
+                breaks: Sequence[int] = ()) -> List[Tuple[str, float, float, float]]:
     """(word, start, end, confidence) for every word of ``hyp``, seconds from the recording's start.
 
     ``log_probs(start, end)`` gives the CTC log-probabilities (frames, vocabulary) of the frames
@@ -121,7 +129,7 @@ def timed_words(log_probs: Callable[[int, int], np.ndarray], total: int, hyp: Hy
     aligner cannot fit (more labels than frames) keeps the decoder's own timing: a word from its
     first token's frame to its last one's, confidence the mean posterior of its tokens there.
     """
-    words = words_of(hyp, token_list)
+    words = words_of(hyp, token_list, word_pause_frames, breaks)
     if not words:
         return []
     pause = max(1, int(round(pause_seconds / frame_seconds)))

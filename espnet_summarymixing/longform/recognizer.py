@@ -1,11 +1,12 @@
 """Long recordings transcribed with timed words: one pass through the encoder, or segments.
 
-``one_pass`` (the default) puts the whole recording through the model's encoder at once, its
+``one_pass`` (the default here) puts the whole recording through the model's encoder at once, its
 front end and subsampling computed in blocks (:mod:`.blocked`): a SummaryMixing encoder's memory
 is linear in the length and every frame's summary is the whole recording's (or, with
-``summary_window_seconds``, that of the frames around it). ``segmented`` cuts the recording at its
-quietest 10 ms frames into pieces of at most ``segment_seconds``, encodes them one by one and
-joins their posteriors. Either way the posteriors are decoded by CTC (greedy, or prefix beam search
+``summary_window_seconds``, that of the frames around it; with ``summary_pause_seconds``, that of
+its stretch between two pauses). ``segmented`` decodes such a pass to find the pauses, cuts the
+recording in their middle (and pieces longer than ``segment_seconds`` at their quietest 10 ms
+frames), encodes the pieces one by one and joins their posteriors. Either way the posteriors are decoded by CTC (greedy, or prefix beam search
 with an optional LM) and the words timed by CTC segmentation (:mod:`.align`).
 """
 
@@ -15,12 +16,12 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 
 from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS, SummaryMixingEncoderBase
-from espnet_summarymixing.longform.align import timed_words
+from espnet_summarymixing.longform.align import timed_words, words_of
 from espnet_summarymixing.longform.blocked import blocked
 from espnet_summarymixing.longform.ctc_search import Hypothesis, LMScorer, greedy, prefix_beam_search
 from espnet_summarymixing.longform.subtitles import Word
 
-__all__ = ["LongFormRecognizer", "Transcript", "quiet_cuts", "MODES", "DECODINGS"]
+__all__ = ["LongFormRecognizer", "Transcript", "quiet_cuts", "pause_cuts", "MODES", "DECODINGS"]
 
 MODES = ("one_pass", "segmented")
 DECODINGS = ("greedy", "beam")
@@ -42,6 +43,11 @@ def quiet_cuts(wave: torch.Tensor, rate: int, max_seconds: float, search_seconds
     yield start, n
 
 
+def pause_cuts(frames: List[int], pause: int) -> List[int]:
+    """Frames in the middle of every gap of more than ``pause`` frames between consecutive tokens."""
+    return [(a + b + 1) // 2 for a, b in zip(frames, frames[1:]) if b - a > pause]
+
+
 @dataclass
 class Transcript:
     """A recording's text, its timed words, and the decoder's hypothesis (tokens, frames)."""
@@ -57,27 +63,32 @@ class LongFormRecognizer:
 
     Args:
         model: ESPnet's ASR model (``ESPnetASRModel``), in eval mode or not (it is put in eval).
-        train_args: Its training arguments (token list, token type, BPE model).
+        train_args: Its training arguments (the token list).
         rate: Its sample rate.
         mode: ``one_pass`` or ``segmented`` (see the module).
         decoding: ``greedy`` or ``beam`` (CTC prefix beam search).
         beam_size: Prefixes kept by ``beam``.
         lm: Optional LM scorer for ``beam`` (:func:`~.ctc_search.espnet_lm_scorer`), with ``lm_weight``.
         segment_seconds: Longest piece in ``segmented`` mode.
+        segment_pause_seconds: ``segmented`` mode cuts in the middle of every pause longer than this
+            between the tokens of a first one-pass decoding (0 = only at quiet frames, for length).
         block_seconds: Block of the front end and subsampling in ``one_pass`` mode.
         summary_window_seconds: 0 = each frame's summary is over the whole recording (as trained
             on whole utterances); > 0 = over the frames within that many seconds of it (SummaryMixing
             encoders only).
+        summary_pause_seconds: > 0 = two passes (one_pass mode, SummaryMixing encoders): the first
+            finds the pauses longer than this between decoded tokens, the second gives each frame the
+            summary of its own stretch between two such pauses, as if each were an utterance.
+        word_pause_seconds: Tokens further apart than this are different words even without a word
+            boundary token between them (0 = off).
         timestamps: Time the words (CTC segmentation); False gives the text alone.
     """
 
     def __init__(self, model, train_args, rate: int, mode: str = "one_pass", decoding: str = "greedy",
                  beam_size: int = 10, lm: Optional[LMScorer] = None, lm_weight: float = 0.0,
-                 segment_seconds: float = 30.0, block_seconds: float = 60.0,
-                 summary_window_seconds: float = 0.0, timestamps: bool = True):
-        from espnet2.text.build_tokenizer import build_tokenizer
-        from espnet2.text.token_id_converter import TokenIDConverter
-
+                 segment_seconds: float = 30.0, segment_pause_seconds: float = 0.5, block_seconds: float = 60.0,
+                 summary_window_seconds: float = 0.0, summary_pause_seconds: float = 0.0,
+                 word_pause_seconds: float = 0.0, timestamps: bool = True):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not supported: choose one of {list(MODES)}")
         if decoding not in DECODINGS:
@@ -93,16 +104,22 @@ class LongFormRecognizer:
         self.segment_seconds, self.block_seconds = segment_seconds, block_seconds
         self.timestamps = timestamps
         self.token_list = list(train_args.token_list)
-        self.converter = TokenIDConverter(token_list=self.token_list)
-        self.tokenizer = build_tokenizer(token_type=train_args.token_type, bpemodel=train_args.bpemodel)
         self.blank = self.token_list.index("<blank>") if "<blank>" in self.token_list else 0
         self.frame_seconds = self._frame_seconds()
-        if summary_window_seconds < 0:
-            raise ValueError(f"summary_window_seconds={summary_window_seconds} must be >= 0 (0 = whole recording)")
-        if summary_window_seconds:
-            if not isinstance(model.encoder, SummaryMixingEncoderBase):
-                raise ValueError(f"summary_window_seconds needs a SummaryMixing encoder, not {type(model.encoder).__name__}")
-            model.encoder.set_summary_window(int(round(summary_window_seconds / self.frame_seconds)))
+        for name, value in (("summary_window_seconds", summary_window_seconds),
+                            ("summary_pause_seconds", summary_pause_seconds), ("word_pause_seconds", word_pause_seconds)):
+            if value < 0:
+                raise ValueError(f"{name}={value} must be >= 0 (0 = off)")
+            if value and name.startswith("summary") and not isinstance(model.encoder, SummaryMixingEncoderBase):
+                raise ValueError(f"{name} needs a SummaryMixing encoder, not {type(model.encoder).__name__}")
+        self.window_frames = int(round(summary_window_seconds / self.frame_seconds))
+        self.summary_pause_frames = int(round(summary_pause_seconds / self.frame_seconds))
+        self.word_pause_frames = int(round(word_pause_seconds / self.frame_seconds))
+        if segment_pause_seconds < 0:
+            raise ValueError(f"segment_pause_seconds={segment_pause_seconds} must be >= 0 (0 = off)")
+        self.segment_pause_frames = int(round(segment_pause_seconds / self.frame_seconds))
+        if self.window_frames:
+            model.encoder.set_summary_window(self.window_frames)
 
     def _frame_seconds(self) -> float:
         """Seconds per encoder output frame: the front end's hop times the subsampling's stride."""
@@ -113,12 +130,30 @@ class LongFormRecognizer:
             stride *= s
         return hop * stride / self.rate
 
+    def cuts(self, wave: torch.Tensor) -> List[Tuple[int, int]]:
+        """(start, end) samples of the pieces encoded one by one: the whole recording in ``one_pass``
+        mode; in ``segmented`` mode, pieces cut in the middle of the pauses of a first one-pass
+        decoding, and pieces longer than ``segment_seconds`` again at their quietest frames."""
+        if self.mode == "one_pass":
+            return [(0, wave.numel())]
+        bounds = [0]
+        if self.segment_pause_frames:
+            first = self.decode(self._encode_pieces(wave, [(0, wave.numel())])[0])
+            step = int(round(self.frame_seconds * self.rate))
+            bounds += [frame * step for frame in pause_cuts(first.frames, self.segment_pause_frames)]
+        bounds.append(wave.numel())
+        return [(a + s, a + e) for a, b in zip(bounds, bounds[1:]) for s, e in quiet_cuts(wave[a:b], self.rate,
+                                                                                          self.segment_seconds)]
+
     @torch.no_grad()
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         """Encoder output (frames, D) of a mono waveform (samples,) at the model's rate."""
+        return self._encode_pieces(wave, self.cuts(wave))[0]
+
+    def _encode_pieces(self, wave: torch.Tensor, cuts: List[Tuple[int, int]]) -> Tuple[torch.Tensor, List[int]]:
+        """The pieces' encoder outputs joined, and the frames where the second and later pieces start."""
         device = next(self.model.parameters()).device
         pieces = []
-        cuts = [(0, wave.numel())] if self.mode == "one_pass" else quiet_cuts(wave, self.rate, self.segment_seconds)
         for start, end in cuts:
             speech = wave[start:end].to(device)[None]
             lengths = torch.tensor([speech.size(1)], device=device)
@@ -127,30 +162,44 @@ class LongFormRecognizer:
             if isinstance(enc, tuple):  # intermediate CTC outputs
                 enc = enc[0]
             pieces.append(enc[0, : int(enc_lens[0])])
-        return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        starts = [sum(p.size(0) for p in pieces[:i]) for i in range(1, len(pieces))]
+        return (torch.cat(pieces) if len(pieces) > 1 else pieces[0]), starts
 
     def log_probs(self, enc: torch.Tensor, block: int = 4096) -> Iterator[torch.Tensor]:
         """CTC log-probabilities of encoder frames, ``block`` frames at a time."""
         for start in range(0, enc.size(0), block):
             yield self.model.ctc.log_softmax(enc[None, start:start + block])[0].float().cpu()
 
+    def decode(self, enc: torch.Tensor) -> Hypothesis:
+        """The CTC hypothesis of encoder frames (greedy or prefix beam search)."""
+        if self.decoding == "greedy":
+            return greedy(self.log_probs(enc), self.blank)
+        return prefix_beam_search(self.log_probs(enc), self.beam_size, self.blank, self.lm, self.lm_weight)
+
     @torch.no_grad()
     def __call__(self, wave: torch.Tensor) -> Transcript:
         duration = wave.numel() / self.rate
-        enc = self.encode(wave)
-        if self.decoding == "greedy":
-            hyp = greedy(self.log_probs(enc), self.blank)
-        else:
-            hyp = prefix_beam_search(self.log_probs(enc), self.beam_size, self.blank, self.lm, self.lm_weight)
-        tokens = self.converter.ids2tokens(hyp.tokens)
-        text = self.tokenizer.tokens2text(tokens).strip()
+        enc, breaks = self._encode_pieces(wave, self.cuts(wave))
+        hyp = self.decode(enc)
+        if self.summary_pause_frames and self.mode == "one_pass":
+            starts = pause_cuts(hyp.frames, self.summary_pause_frames)
+            if starts:
+                self.model.encoder.set_summary_segments(starts)
+                try:
+                    enc = self.encode(wave)  # the summary of each stretch is its own
+                finally:
+                    self.model.encoder.set_summary_window(self.window_frames)
+                hyp = self.decode(enc)
+        text = " ".join(word for word, _ in words_of(hyp, self.token_list, self.word_pause_frames, breaks))
         words: List[Word] = []
         if self.timestamps and hyp.tokens:
             def region(start: int, end: int):
                 return self.model.ctc.log_softmax(enc[None, start:end])[0].float().cpu().numpy()
 
             for word, start, end, confidence in timed_words(region, enc.size(0), hyp, self.token_list,
-                                                            self.frame_seconds, self.blank):
+                                                            self.frame_seconds, self.blank,
+                                                            word_pause_frames=self.word_pause_frames,
+                                                            breaks=breaks):
                 words.append(Word(word, min(start, duration), min(max(start, end), duration),
                                   min(1.0, max(0.0, confidence))))
         return Transcript(text, words, duration, hyp)

@@ -172,7 +172,7 @@ def test_recordings_are_the_utterances_end_to_end(longform):
 
 
 def test_speech_detector_threshold_is_35_db_below_the_peak():
-    rate, frame = 1000, 10  # 10 ms frames of 10 samples
+    rate = 1000  # 10 ms frames of 10 samples
     x = np.zeros(205)
     x[100:110] = 10000  # the peak frame
     x[50:60] = 10000 * 10 ** (-34 / 20)  # 34 dB down: speech
@@ -385,3 +385,37 @@ def test_doctests():
     for module in (make, scorer):
         failed, attempted = doctest.testmod(module)
         assert attempted and not failed, module.__name__
+
+
+def test_longform_script_decodes_scores_and_resumes(talkative_model, tmp_path):
+    """local/longform.sh on two speakers' recordings with a tiny model: every decoding scored and summed
+    up in longform.md; a second run redoes nothing."""
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    for name in ("path.sh", "db.sh", "utils", "local", "pyscripts"):
+        (recipe / name).symlink_to((LOCAL.parent / name).resolve())
+    ref = json.loads((_set_for(tmp_path) / "reference.json").read_text())
+    test = recipe / "data" / "test"
+    test.mkdir(parents=True)
+    utts = sorted((u["id"], u["audio"]) for r in ref["recordings"] if r["kind"] == "speaker" for u in r["utterances"])
+    (test / "wav.scp").write_text("".join(f"{i} {a}\n" for i, a in utts))
+    cmd = ["bash", "local/longform.sh", "--asr_exps", str(talkative_model), "--decodings", "greedy",
+           "--windows", "2", "--segment_seconds", "4", "--set_dir", str(tmp_path / "set")]
+    proc = subprocess.run(cmd, cwd=recipe, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (talkative_model / "longform" / "longform.md").read_text()
+    for name in ("per_utterance_greedy", "one_pass_greedy", "segmented_greedy", "one_pass_window2_greedy"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] != "- / -"  # WER / CER of the speaker recordings
+        if name != "per_utterance_greedy":  # timed decodings have timestamp errors
+            assert cells[3] != "-" and cells[4] != "-"
+    again = subprocess.run(cmd, cwd=recipe, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and again.stdout.count("already scored") == 4
+
+
+def _set_for(tmp_path):
+    out = tmp_path / "set"
+    proc = make_longform(AN4, out, "--speakers", ",".join(SPEAKERS))
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -179,6 +179,25 @@ def test_summary_window_matches_definition_and_padding_changes_nothing(mode, win
     torch.testing.assert_close(cell(x, mask), full, atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_summary_segments_are_utterances_laid_end_to_end(mode):
+    torch.manual_seed(6)
+    cell = SummaryMixing(8, heads=2, mode=mode).eval()
+    x = torch.randn(1, 12, 8)
+    cell.summary_segments = (5, 9)
+    got = cell(x)
+    for a, b in ((0, 5), (5, 9), (9, 12)):  # each segment as if alone
+        torch.testing.assert_close(got[:, a:b], _plain(cell)(x[:, a:b]), atol=1e-5, rtol=1e-5)
+
+
+def _plain(cell):
+    import copy
+
+    plain = copy.deepcopy(cell)
+    plain.summary_segments = None
+    return plain
+
+
 def test_summary_window_on_an_encoder_reaches_every_cell_and_is_checked():
     from conftest import tiny
 
@@ -189,6 +208,10 @@ def test_summary_window_on_an_encoder_reaches_every_cell_and_is_checked():
     for bad in (-1, 2.5):
         with pytest.raises(ValueError, match="encoder frames"):
             encoder.set_summary_window(bad)
+    encoder.set_summary_segments([0, 30])
+    assert all(c.summary_segments == (0, 30) and c.summary_window == 0 for c in cells)
+    with pytest.raises(ValueError, match="frame indices"):
+        encoder.set_summary_segments([-3])
 
 
 @pytest.mark.parametrize("mode", MODES)

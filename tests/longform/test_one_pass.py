@@ -14,10 +14,12 @@ from espnet.nets.pytorch_backend.transformer.subsampling import (
     Conv2dSubsampling8,
 )
 from espnet2.asr.frontend.default import DefaultFrontend
+from espnet2.text.build_tokenizer import build_tokenizer
+from espnet2.text.token_id_converter import TokenIDConverter
 
 from espnet_summarymixing.longform.blocked import blocked, blocked_frontend_forward, blocked_subsampling_forward
 from espnet_summarymixing.longform.ctc_search import greedy
-from espnet_summarymixing.longform.recognizer import LongFormRecognizer, quiet_cuts
+from espnet_summarymixing.longform.recognizer import LongFormRecognizer, pause_cuts, quiet_cuts
 from espnet_summarymixing.publish.loading import load_asr_model
 
 
@@ -90,12 +92,15 @@ def test_blocked_encode_equals_unblocked_ours_and_espnets(model, recording):
 
 def test_recognizer_one_pass_is_the_unblocked_greedy_path_with_ordered_words(model, recording):
     asr_model, args = model
-    rec = LongFormRecognizer(asr_model, args, 16000, mode="one_pass", decoding="greedy", block_seconds=3.0)
+    rec = LongFormRecognizer(asr_model, args, 16000, mode="one_pass", decoding="greedy", block_seconds=3.0,
+                             word_pause_seconds=0.2)
     result = rec(recording)
     assert rec.frame_seconds == pytest.approx(0.04)
     expected = greedy(asr_model.ctc.log_softmax(_encode(asr_model, recording))[0])
     assert result.hypothesis.tokens == expected.tokens and result.hypothesis.frames == expected.frames
-    assert result.text == rec.tokenizer.tokens2text(rec.converter.ids2tokens(expected.tokens)).strip()
+    tokenizer, converter = build_tokenizer("char"), TokenIDConverter(args.token_list)
+    # the same characters; words also end at pauses of more than 0.2 s
+    assert "".join(result.text.split()) == "".join(tokenizer.tokens2text(converter.ids2tokens(expected.tokens)).split())
     assert result.duration == pytest.approx(recording.numel() / 16000)
     assert len(result.words) >= 10 and " ".join(w.text for w in result.words) == " ".join(result.text.split())
     for a, b in zip(result.words, result.words[1:]):
@@ -103,15 +108,38 @@ def test_recognizer_one_pass_is_the_unblocked_greedy_path_with_ordered_words(mod
     assert all(0.0 <= w.start <= w.end <= result.duration and 0.0 <= w.confidence <= 1.0 for w in result.words)
 
 
-def test_segmented_mode_encodes_each_piece_alone(model, recording):
+def test_segmented_mode_cuts_in_the_pauses_of_a_first_pass_and_encodes_each_piece_alone(model, recording):
     asr_model, args = model
     rec = LongFormRecognizer(asr_model, args, 16000, mode="segmented", decoding="greedy", segment_seconds=10.0,
-                             timestamps=False)
-    pieces = list(quiet_cuts(recording, 16000, 10.0))
-    assert len(pieces) >= 4
-    expected = torch.cat([_encode(asr_model, recording[a:b]) [0] for a, b in pieces])
+                             segment_pause_seconds=0.4, timestamps=False)
+    cuts = rec.cuts(recording)
+    assert cuts[0][0] == 0 and cuts[-1][1] == recording.numel() and all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
+    assert all(end - start <= 10 * 16000 for start, end in cuts)
+    first = greedy(asr_model.ctc.log_softmax(_encode(asr_model, recording))[0])
+    in_pauses = {640 * c for c in pause_cuts(first.frames, 10)}
+    assert in_pauses and in_pauses <= {start for start, _ in cuts}  # every pause of more than 0.4 s is a cut
+    expected = torch.cat([_encode(asr_model, recording[a:b])[0] for a, b in cuts])
     torch.testing.assert_close(rec.encode(recording), expected, atol=1e-5, rtol=1e-5)
-    assert rec(recording).words == []
+    lengths_only = LongFormRecognizer(asr_model, args, 16000, mode="segmented", segment_seconds=10.0,
+                                      segment_pause_seconds=0.0, timestamps=False)
+    assert lengths_only.cuts(recording) == list(quiet_cuts(recording, 16000, 10.0))
+    words = rec(recording).text.split()
+    assert words and len(words) >= len(cuts)  # a word never spans two pieces
+
+
+def test_summary_of_each_stretch_between_pauses_is_a_second_pass(model, recording):
+    asr_model, args = model
+    rec = LongFormRecognizer(asr_model, args, 16000, mode="one_pass", decoding="greedy", summary_pause_seconds=0.4,
+                             timestamps=False)
+    first = greedy(asr_model.ctc.log_softmax(_encode(asr_model, recording))[0])
+    asr_model.encoder.set_summary_segments(pause_cuts(first.frames, 10))
+    try:
+        expected = greedy(asr_model.ctc.log_softmax(_encode(asr_model, recording))[0])
+    finally:
+        asr_model.encoder.set_summary_segments(None)
+    assert rec(recording).hypothesis == expected
+    cells = [m for m in asr_model.encoder.modules() if hasattr(m, "summary_segments")]
+    assert cells and all(c.summary_segments is None and c.summary_window == 0 for c in cells)  # restored
 
 
 def test_quiet_cuts_cut_in_silence_and_cover_everything():
