@@ -404,14 +404,16 @@ def test_longform_script_decodes_scores_and_resumes(talkative_model, tmp_path):
     proc = subprocess.run(cmd, cwd=recipe, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = (talkative_model / "longform" / "longform.md").read_text()
-    for name in ("per_utterance_greedy", "one_pass_greedy", "segmented_greedy", "one_pass_window2_greedy"):
+    names = ("per_utterance_greedy", "one_pass_greedy", "segmented_greedy", "segmented_length_greedy",
+             "one_pass_window2_greedy", "one_pass_pauses_greedy")
+    for name in names:
         row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[1] != "- / -"  # WER / CER of the speaker recordings
         if name != "per_utterance_greedy":  # timed decodings have timestamp errors
             assert cells[3] != "-" and cells[4] != "-"
     again = subprocess.run(cmd, cwd=recipe, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and again.stdout.count("already scored") == 4
+    assert again.returncode == 0 and again.stdout.count("already scored") == len(names)
 
 
 def _set_for(tmp_path):

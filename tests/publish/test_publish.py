@@ -17,7 +17,6 @@ import yaml
 from conftest import run
 from espnet_summarymixing.publish.pack import pack_model
 from espnet_summarymixing.publish.loading import load_audio, resolve_model
-from espnet_summarymixing.transcribe import segments
 from espnet_summarymixing.publish.hub import prepare_folder
 
 RESULTS = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|\n|test|3|5|0.0|0.0|100.0|0.0|100.0|100.0|\n"
@@ -144,17 +143,6 @@ def test_load_audio_resamples_and_downmixes(tmp_path):
     _write_wav(empty, np.zeros(0), 16000)
     with pytest.raises(ValueError, match="no audio samples"):
         load_audio(str(empty), 16000)
-
-
-def test_segments_cut_in_silence_and_cover_everything():
-    rate = 1000
-    wave_ = torch.ones(25 * rate)
-    wave_[8500:8600] = 0.0  # a pause just before the 10 s limit
-    cuts = list(segments(wave_, rate, max_seconds=10))
-    assert cuts[0][0] == 0 and cuts[-1][1] == wave_.numel()
-    assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
-    assert all(end - start <= 10 * rate for start, end in cuts)
-    assert 8500 <= cuts[0][1] <= 8600
 
 
 def test_resolve_model_accepts_an_exp_dir_and_names_bad_input(model_dir, tmp_path):

@@ -3,11 +3,14 @@
 #   1. builds ${set_dir} (local/make_longform.py): per speaker, that speaker's test utterances one after
 #      the other with their real silences (~26-48 s), and one recording of all 130 (~6 min), with the
 #      utterance boundaries as reference timestamps (done once);
-#   2. for each model in ${asr_exps}, and each decoding in ${decodings} (CTC greedy / prefix beam):
-#      - per utterance: every AN4 test utterance alone (the reference point);
-#      - one pass: each recording through the encoder at once (python -m espnet_summarymixing.transcribe);
-#      - segmented: each recording cut at quiet moments into pieces of at most ${segment_seconds} s;
-#      - one pass with each summary window of ${windows} seconds (SummaryMixing encoders only);
+#   2. for each model in ${asr_exps}, and each decoding in ${decodings} (CTC greedy / prefix beam), with
+#      python -m espnet_summarymixing.transcribe:
+#      - per_utterance: every AN4 test utterance alone (the reference point);
+#      - one_pass: each recording through the encoder at once;
+#      - segmented: cut in the pauses (> ${segment_pause} s) of a first one-pass decoding (the default mode);
+#      - segmented_length: cut at quiet moments into pieces of at most ${segment_seconds} s only;
+#      - SummaryMixing encoders only: one_pass_window<w> (each frame's summary over +-w s, for each w of
+#        ${windows}) and one_pass_pauses (a second pass, each stretch between pauses its own summary);
 #   3. scores WER / CER and the word timestamps against the utterance and speech boundaries
 #      (local/score_longform.py) into <exp>/longform/, and sums everything up in <exp>/longform/longform.md.
 # A decoding already scored is not run again (delete its folder to redo it).
@@ -21,7 +24,8 @@ SECONDS=0
 asr_exps=exp/asr_train_asr_summarymixing_raw_en_char_sp   # one or more training folders (or model.zip)
 decodings="greedy beam"
 segment_seconds=30
-windows=""              # e.g. "5 10": one-pass decodings with a summary over +-w seconds around each frame
+segment_pause=0.5
+windows=""              # e.g. "3 10": one-pass decodings with a summary over +-w seconds around each frame
 set_dir=data/longform
 test_set=test           # the Kaldi data dir whose utterances are decoded one by one
 gap=0                   # seconds of digital silence added between utterances
@@ -46,8 +50,11 @@ for exp in ${asr_exps}; do
     [ -e "${exp}" ] || { log "Error: ${exp} not found: train it first"; exit 1; }
     mkdir -p "${out}"
     for decoding in ${decodings}; do
-        runs=("per_utterance" "one_pass" "segmented")
-        for w in ${windows}; do runs+=("one_pass_window${w}"); done
+        runs=("per_utterance" "one_pass" "segmented" "segmented_length")
+        if grep -q "^encoder: summarymixing" "${exp%.zip}/config.yaml" 2>/dev/null; then
+            for w in ${windows}; do runs+=("one_pass_window${w}"); done
+            runs+=("one_pass_pauses")
+        fi
         for run in "${runs[@]}"; do
             name=${run}_${decoding}
             dir=${out}/${name}
@@ -68,8 +75,13 @@ for exp in ${asr_exps}; do
                 *)
                     opts=(--output_format json --output_dir "${dir}/json")
                     case ${run} in
-                        segmented) opts+=(--mode segmented --max_segment_seconds "${segment_seconds}") ;;
-                        one_pass_window*) opts+=(--summary_window_seconds "${run#one_pass_window}") ;;
+                        one_pass) opts+=(--mode one_pass) ;;
+                        segmented) opts+=(--mode segmented --segment_pause_seconds "${segment_pause}"
+                                          --max_segment_seconds "${segment_seconds}") ;;
+                        segmented_length) opts+=(--mode segmented --segment_pause_seconds 0
+                                                 --max_segment_seconds "${segment_seconds}") ;;
+                        one_pass_window*) opts+=(--mode one_pass --summary_window_seconds "${run#one_pass_window}") ;;
+                        one_pass_pauses) opts+=(--mode one_pass --summary_pause_seconds "${segment_pause}") ;;
                     esac
                     "${python}" -m espnet_summarymixing.transcribe --model "${exp}" --decoding "${decoding}" \
                         "${opts[@]}" "${recordings[@]}" > "${dir}/files.txt" 2> "${dir}/transcribe.log" \
