@@ -79,8 +79,9 @@ def prefix_beam_search(
 
     Per frame only the tokens with log-probability above ``token_threshold`` (at most
     ``max_tokens_per_frame`` of them, blank always) extend a prefix; frames where blank takes all the
-    mass cost one update per prefix. A prefix's token frames are those of the frame that first
-    emitted each token along the prefix's best extension.
+    mass cost one update per prefix. Each token's frame is the one where it was most probable along
+    the prefix's paths (its spike), not the frame where the prefix first appeared: a token first
+    proposed with a tiny probability deep in a pause would otherwise be timed there.
     """
     if beam < 1:
         raise ValueError(f"beam={beam} must be at least 1")
@@ -89,7 +90,8 @@ def prefix_beam_search(
     neg = -math.inf
     # prefix -> [log p(ending in blank), log p(ending in its last token)]
     beams: Dict[Tuple[int, ...], List[float]] = {(): [0.0, neg]}
-    frames_of: Dict[Tuple[int, ...], Tuple[int, ...]] = {(): ()}
+    # prefix -> (frames of its tokens, log-probability of its last token at the last of them)
+    frames_of: Dict[Tuple[int, ...], Tuple[Tuple[int, ...], float]] = {(): ((), neg)}
     lm_score: Dict[Tuple[int, ...], float] = {(): 0.0}
     lm_cache: Dict[Tuple[int, ...], torch.Tensor] = {}
 
@@ -104,37 +106,47 @@ def prefix_beam_search(
         candidates = [(int(c), float(v)) for c, v in zip(top_ids, top_values) if v > token_threshold and c != blank]
         p_blank = float(row[blank])
         nxt: Dict[Tuple[int, ...], List[float]] = {}
+        nxt_frames: Dict[Tuple[int, ...], Tuple[Tuple[int, ...], float]] = {}
 
         def add(prefix, which, value):
             entry = nxt.setdefault(prefix, [neg, neg])
             entry[which] = _logaddexp(entry[which], value)
 
+        def timed(prefix, frames, peak):
+            if prefix not in nxt_frames or peak > nxt_frames[prefix][1]:
+                nxt_frames[prefix] = (frames, peak)
+
         for prefix, (pb, pnb) in beams.items():
             total = _logaddexp(pb, pnb)
             add(prefix, 0, total + p_blank)  # stays, ends in blank
+            frames, peak = frames_of[prefix]
+            timed(prefix, frames, peak)
             last = prefix[-1] if prefix else None
             if last is not None:
-                add(prefix, 1, pnb + float(row[last]))  # repeat of the last token, merged
+                p_last = float(row[last])
+                add(prefix, 1, pnb + p_last)  # repeat of the last token, merged
+                if pnb > neg and p_last > peak:  # the last token's spike is here
+                    timed(prefix, frames[:-1] + (t,), p_last)
             for c, p in candidates:
                 extended = prefix + (c,)
                 # after the same token, only a path through blank starts a new token
                 value = (pb if c == last else total) + p
                 add(extended, 1, value)
-                if extended not in frames_of:
-                    frames_of[extended] = frames_of[prefix] + (t,)
+                timed(extended, frames + (t,), p)
+                if extended not in lm_score:
                     if lm is not None:
                         lm_score[extended] = lm_score[prefix] + lm_weight * float(lm_next(prefix)[c])
                     else:
                         lm_score[extended] = 0.0
         ranked = sorted(nxt.items(), key=lambda kv: _logaddexp(*kv[1]) + lm_score[kv[0]], reverse=True)
         beams = dict(ranked[:beam])
+        frames_of = {prefix: nxt_frames[prefix] for prefix in beams}
         if t % 256 == 255:  # forget the bookkeeping of prefixes that left the beam
             keep = set(beams)
-            frames_of = {p: f for p, f in frames_of.items() if p in keep}
             lm_score = {p: s for p, s in lm_score.items() if p in keep}
             lm_cache = {p: s for p, s in lm_cache.items() if p in keep}
     best, (pb, pnb) = max(beams.items(), key=lambda kv: _logaddexp(*kv[1]) + lm_score[kv[0]])
-    return Hypothesis(list(best), list(frames_of[best]), _logaddexp(pb, pnb) + lm_score[best])
+    return Hypothesis(list(best), list(frames_of[best][0]), _logaddexp(pb, pnb) + lm_score[best])
 
 
 def espnet_lm_scorer(lm_model, sos_eos: int, device: str = "cpu", context: int = 64,

@@ -48,6 +48,20 @@ def test_prefix_beam_search_beats_greedy_where_paths_add_up():
     assert hyp.tokens == [1] and hyp.score == pytest.approx(math.log(0.64), abs=1e-6)
 
 
+def test_prefix_beam_search_times_each_token_at_its_spike():
+    # token 1 is barely possible (1e-3) through a long pause, then spikes at frame 15; token 2 at 18.
+    # The prefix "1" enters the beam at frame 0, but its time is where it was said.
+    probs = torch.full((20, 3), 1e-3)
+    probs[:, 0] = 1 - 2e-3
+    probs[15] = torch.tensor([0.05, 0.9, 0.05])
+    probs[16] = torch.tensor([0.5, 0.45, 0.05])
+    probs[18] = torch.tensor([0.05, 0.05, 0.9])
+    log_probs = probs.log()
+    hyp = prefix_beam_search(log_probs, beam=8)
+    assert hyp.tokens == [1, 2] == greedy(log_probs).tokens
+    assert hyp.frames == [15, 18] == greedy(log_probs).frames
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_greedy_is_the_best_path_collapsed_and_blocks_change_nothing(seed):
     g = torch.Generator().manual_seed(seed)
