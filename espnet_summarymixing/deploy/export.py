@@ -1,0 +1,165 @@
+"""Export a trained ESPnet ASR model with a SummaryMixing encoder to ONNX files that run without torch.
+
+The offline graph takes the **waveform** (B, N) and its lengths and returns CTC log-probabilities:
+the front end is inside the graph (:class:`~.graphs.FeatureGraph`, equal to ESPnet's features),
+so that a deployment feeds audio samples and needs no feature code of its own, and a model is one
+file whose features cannot drift from the ones it was trained on. The folder written:
+
+- ``model.onnx`` (and ``model.int8.onnx`` with ``quantize="int8"``: weights quantised to 8 bits by
+  onnxruntime's dynamic quantisation);
+- ``tokens.txt``: the token list, one per line (blank first);
+- ``feats_stats.npz``: the global-MVN statistics, a copy for reference (the graph holds them);
+- ``manifest.json``: sample rate, frame shift, subsampling, input and output names, token type, the
+  SHA-256 of the source weights, the versions used and the check below.
+
+Every export is checked before it is reported done: onnxruntime runs the graph on two utterances of
+lengths never seen when tracing, and the largest difference to PyTorch is written to the manifest
+(an export whose difference exceeds ``tolerance`` is an error).
+"""
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+
+from espnet_summarymixing.deploy.graphs import ExportError, RecognizerGraph, check_exportable
+from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS
+
+__all__ = ["export", "ExportError", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+OPSET = 18
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _geometry(model, rate: int) -> Dict[str, float]:
+    embed = model.encoder.embed
+    stride = 1
+    for _, s in SUBSAMPLING_STEPS.get(type(embed), ()):
+        stride *= s
+    hop = model.frontend.stft.hop_length if model.frontend is not None else None
+    return {
+        "frame_shift_seconds": hop / rate if hop else None,
+        "subsampling": stride,
+        "encoder_frame_seconds": hop * stride / rate if hop else None,
+    }
+
+
+def _example(model, rate: int, seconds, seed: int = 0):
+    """A padded batch of noise-like speech of the given durations (or feature frames)."""
+    g = torch.Generator().manual_seed(seed)
+    if model.frontend is None:
+        frames = [int(s * 100) for s in seconds]
+        x = torch.randn(len(frames), max(frames), model.encoder._input_size, generator=g)
+        lengths = torch.tensor(frames)
+    else:
+        samples = [int(s * rate) for s in seconds]
+        x = 0.1 * torch.randn(len(samples), max(samples), generator=g)
+        lengths = torch.tensor(samples)
+    for i, n in enumerate(lengths.tolist()):
+        x[i, n:] = 0.0
+    return x, lengths
+
+
+def _check(graph: torch.nn.Module, path: Path, model, rate: int) -> float:
+    """Largest |onnxruntime - PyTorch| over a batch of lengths the export never saw."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x, lengths = _example(model, rate, (2.37, 1.13), seed=1)
+    with torch.no_grad():
+        ref, ref_lengths = graph(x, lengths)
+    got, got_lengths = session.run(None, {"speech": x.numpy(), "speech_lengths": lengths.numpy()})
+    if got.shape != tuple(ref.shape) or got_lengths.tolist() != ref_lengths.tolist():
+        raise ExportError(f"{path}: the ONNX graph returned shape {got.shape}, lengths {got_lengths.tolist()}; "
+                          f"PyTorch {tuple(ref.shape)}, {ref_lengths.tolist()}")
+    valid = torch.arange(ref.size(1))[None, :] < ref_lengths[:, None]
+    return float((torch.from_numpy(got) - ref).abs()[valid].max())
+
+
+def export(model: str, out: str, quantize: Optional[str] = None, cachedir: Optional[str] = None,
+           tolerance: float = 1e-3, streaming: bool = False, chunk_size: Optional[int] = None) -> Path:
+    """Export ``model`` (zip, unpacked model, training folder or Hub id) to the folder ``out``; return
+    the manifest's path. Raises :class:`ExportError` for a model or option that cannot be exported."""
+    from espnet_summarymixing.publish.loading import load_asr_model, resolve_model, sample_rate
+
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
+    if streaming:
+        raise ExportError("--streaming: the streaming graph is not available yet (offline export only)")
+    files = resolve_model(model, cachedir)
+    asr_model, args = load_asr_model(files["asr_train_config"], files["asr_model_file"])
+    asr_model.eval()
+    check_exportable(asr_model, streaming=streaming)
+    rate = sample_rate(args)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph = RecognizerGraph(asr_model).eval()
+    onnx_path = out_dir / "model.onnx"
+    partial = out_dir / "model.onnx.partial"
+    example = _example(asr_model, rate, (3.0, 2.0))
+    dynamic = torch.export.Dim.DYNAMIC  # batch and time: any size (ranges inferred by torch.export)
+    logging.info("exporting %s to %s", model, onnx_path)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            graph, example, dynamo=True, opset_version=OPSET, verbose=False,
+            input_names=["speech", "speech_lengths"], output_names=["log_probs", "log_probs_lengths"],
+            dynamic_shapes={"speech": {0: dynamic, 1: dynamic}, "lengths": {0: dynamic}},
+        )
+    program.save(str(partial), external_data=False)
+    partial.replace(onnx_path)  # a half-written file never has the final name
+    difference = _check(graph, onnx_path, asr_model, rate)
+    if difference > tolerance:
+        raise ExportError(f"{onnx_path}: onnxruntime differs from PyTorch by {difference:.3g} "
+                          f"(> {tolerance}): the export is wrong, please report it")
+    graphs = {"offline": onnx_path.name}
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        int8 = out_dir / "model.int8.onnx"
+        quantize_dynamic(str(onnx_path), str(int8), weight_type=QuantType.QInt8)
+        graphs["offline_int8"] = int8.name
+    token_list = list(args.token_list)
+    (out_dir / "tokens.txt").write_text("\n".join(token_list) + "\n", encoding="utf-8")
+    stats = (getattr(args, "normalize_conf", None) or {}).get("stats_file")
+    if stats and Path(stats).is_file():
+        shutil.copy(stats, out_dir / "feats_stats.npz")
+    import espnet
+    import onnx
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "graphs": graphs,
+        "input": "waveform" if asr_model.frontend is not None else "features",
+        "inputs": {"speech": "(batch, samples) float32, padded with zeros to the longest",
+                   "speech_lengths": "(batch,) int64"},
+        "outputs": {"log_probs": "(batch, frames, vocabulary) float32, CTC log-probabilities",
+                    "log_probs_lengths": "(batch,) int64"},
+        "sample_rate": rate,
+        **_geometry(asr_model, rate),
+        "token_list": "tokens.txt",
+        "token_type": getattr(args, "token_type", None),
+        "blank_id": 0,
+        "vocabulary_size": len(token_list),
+        "encoder": args.encoder,
+        "normalize": args.normalize,
+        "source": {"model": str(model), "weights_sha256": _sha256(files["asr_model_file"])},
+        "versions": {"torch": torch.__version__, "espnet": espnet.__version__, "onnx": onnx.__version__,
+                     "opset": OPSET},
+        "check": {"max_abs_difference": difference, "what": "log-probabilities, onnxruntime vs PyTorch, "
+                  "2.37 s + 1.13 s of noise in one batch"},
+    }
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest_path

@@ -1,0 +1,249 @@
+"""The computations that are exported to ONNX, written with operators every exporter translates.
+
+An ESPnet ASR model recognises with ``speech -> frontend -> normalize -> encoder -> CTC``. Each part
+is rebuilt here from the trained model's own weights and settings, as plain tensor code with no
+data-dependent Python (``torch.export`` traces it with symbolic batch and time sizes):
+
+- :class:`FeatureGraph`: ESPnet's ``DefaultFrontend`` (STFT as a convolution with the windowed
+  Fourier basis, power, mel filterbank, log) and its ``global_mvn`` / ``utterance_mvn``
+  normalisation; equal to ESPnet's features of the same padded batch (tested);
+- :class:`EncoderGraph`: a SummaryMixing encoder's subsampling, with the sinusoidal positions
+  computed in the graph (any length, and an offset for streaming), its blocks and output norm;
+- :class:`RecognizerGraph`: waveform -> CTC log-probabilities, the offline graph.
+
+Nothing here changes the model: the graphs hold references to its modules.
+"""
+
+import math
+from typing import List, Optional, Tuple
+
+import torch
+
+from espnet_summarymixing.encoders.base import (
+    SUBSAMPLING,
+    SummaryMixingEncoderBase,
+    subsampled_frames,
+    valid_mask,
+)
+
+__all__ = ["FeatureGraph", "EncoderGraph", "RecognizerGraph", "ExportError", "check_exportable"]
+
+
+class ExportError(ValueError):
+    """A model (or an option) that cannot be exported; the message names what and why."""
+
+
+def check_exportable(model, streaming: bool = False) -> None:
+    """Raise :class:`ExportError` unless ``model`` is an ESPnet ASR model that these graphs rebuild."""
+    from espnet2.asr.frontend.default import DefaultFrontend
+    from espnet2.layers.global_mvn import GlobalMVN
+    from espnet2.layers.utterance_mvn import UtteranceMVN
+
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, SummaryMixingEncoderBase):
+        raise ExportError(
+            f"the model's encoder is {type(encoder).__name__}: only SummaryMixing encoders "
+            "(summarymixing_conformer, summarymixing_branchformer, summarymixing_e_branchformer) are exported"
+        )
+    if getattr(model, "ctc", None) is None:
+        raise ExportError("the model has no CTC output layer (ctc_weight = 0?): the exported recogniser decodes CTC")
+    frontend = model.frontend
+    # (DefaultFrontend's optional WPE / beamformer act on multi-channel input only)
+    if frontend is not None and not (isinstance(frontend, DefaultFrontend) and frontend.stft is not None):
+        raise ExportError(
+            f"front end {type(frontend).__name__}: only ESPnet's default STFT + log-mel front end "
+            "(frontend: default, single channel) is exported"
+        )
+    if model.normalize is not None and not isinstance(model.normalize, (GlobalMVN, UtteranceMVN)):
+        raise ExportError(f"normalize: {type(model.normalize).__name__} is not supported (global_mvn, utterance_mvn)")
+    if getattr(model, "preencoder", None) is not None or getattr(model, "postencoder", None) is not None:
+        raise ExportError("a pre-encoder or post-encoder is not supported by the export")
+    if encoder.interctc_use_conditioning or encoder.ctc_trim:
+        raise ExportError("self-conditioned or CTC-trimmed intermediate CTC is not supported by the export")
+    embed = encoder.embed
+    if isinstance(embed, torch.nn.Sequential) and isinstance(embed[0], torch.nn.Embedding):
+        raise ExportError("input_layer='embed' (token input) is not a speech encoder: nothing to export")
+    if streaming:
+        if not (encoder.causal_conv or encoder.chunk_conv):
+            raise ExportError(
+                "--streaming needs a model trained to stream (causal_conv or chunk_conv, with "
+                "dynamic_chunk_training): this encoder's convolutions look ahead"
+            )
+        if isinstance(model.normalize, UtteranceMVN):
+            raise ExportError(
+                "--streaming: normalize=utterance_mvn needs the whole utterance before its first frame; "
+                "train with global_mvn to stream"
+            )
+
+
+def _sinusoids(positions: torch.Tensor, size: int) -> torch.Tensor:
+    """ESPnet's sinusoidal encoding of ``positions`` (T,) as (1, T, size), computed in the graph."""
+    div_term = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * -(math.log(10000.0) / size))
+    angles = positions.to(torch.float32)[:, None] * div_term[None, :]  # (T, size/2)
+    return torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(1, -1, size)
+
+
+class FeatureGraph(torch.nn.Module):
+    """ESPnet's default front end and feature normalisation, from a padded waveform batch.
+
+    Args:
+        frontend: The model's ``DefaultFrontend`` (or None: the input is already features).
+        normalize: The model's ``GlobalMVN``, ``UtteranceMVN`` or None.
+
+    ``forward(speech (B, N) float32, lengths (B,) int64) -> (feats (B, T, F), feats_lengths (B,))``,
+    with ``speech`` padded to its longest utterance, as ESPnet's model trims it.
+    """
+
+    def __init__(self, frontend, normalize):
+        super().__init__()
+        from espnet2.layers.global_mvn import GlobalMVN
+
+        self.has_frontend = frontend is not None
+        if frontend is not None:
+            stft = frontend.stft
+            if stft.normalized or not stft.onesided:
+                raise ExportError("STFT with normalized=True or onesided=False is not supported by the export")
+            n_fft, hop = stft.n_fft, stft.hop_length
+            win_length = stft.win_length or n_fft
+            if stft.window is not None:
+                window = getattr(torch, f"{stft.window}_window")(win_length, dtype=torch.float64)
+            else:
+                window = torch.ones(win_length, dtype=torch.float64)
+            left = (n_fft - win_length) // 2  # torch.stft centres a shorter window in n_fft
+            window = torch.nn.functional.pad(window, (left, n_fft - win_length - left))
+            bins = n_fft // 2 + 1
+            t = torch.arange(n_fft, dtype=torch.float64)
+            k = torch.arange(bins, dtype=torch.float64)
+            angle = 2 * math.pi * k[:, None] * t[None, :] / n_fft  # (bins, n_fft)
+            basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 bins, n_fft)
+            self.register_buffer("basis", basis.to(torch.float32)[:, None, :], persistent=False)
+            self.register_buffer("melmat", frontend.logmel.melmat.detach().to(torch.float32).clone(),
+                                 persistent=False)
+            self.n_fft, self.hop, self.bins, self.center = n_fft, hop, bins, stft.center
+            log_base = frontend.logmel.log_base
+            self.log_scale = 1.0 if log_base is None else 1.0 / math.log(float(log_base))
+        self.norm = "none"
+        if normalize is not None:
+            self.norm = "global" if isinstance(normalize, GlobalMVN) else "utterance"
+            self.norm_means, self.norm_vars = normalize.norm_means, normalize.norm_vars
+            if self.norm == "global":
+                self.register_buffer("mean", normalize.mean.detach().to(torch.float32).clone(), persistent=False)
+                self.register_buffer("std", normalize.std.detach().to(torch.float32).clone(), persistent=False)
+            else:
+                self.eps = float(normalize.eps)
+
+    def features(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel features (B, T, F) zero after each utterance's frames, and their counts."""
+        x = speech[:, None, :]  # (B, 1, N)
+        if self.center:
+            pad = self.n_fft // 2
+            x = torch.nn.functional.pad(x, (pad, pad), mode="reflect")
+            lengths = lengths + 2 * pad
+        spec = torch.nn.functional.conv1d(x, self.basis, stride=self.hop)  # (B, 2 bins, T)
+        power = spec[:, :self.bins] ** 2 + spec[:, self.bins:] ** 2  # (B, bins, T)
+        mel = torch.matmul(power.transpose(1, 2), self.melmat).clamp(min=1e-10)  # (B, T, F)
+        feats = mel.log() * self.log_scale if self.log_scale != 1.0 else mel.log()
+        feats_lengths = torch.div(lengths - self.n_fft, self.hop, rounding_mode="trunc") + 1
+        return feats, feats_lengths
+
+    def forward(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.has_frontend:
+            feats, lengths = self.features(speech, lengths)
+        else:
+            feats = speech
+        valid = valid_mask(lengths, feats.size(1))[:, :, None]  # (B, T, 1)
+        feats = feats.masked_fill(~valid, 0.0)
+        if self.norm == "global":
+            if self.norm_means:
+                feats = (feats - self.mean).masked_fill(~valid, 0.0)
+            if self.norm_vars:
+                feats = feats / self.std
+        elif self.norm == "utterance":
+            counts = lengths.to(feats.dtype)[:, None, None]
+            mean = feats.sum(dim=1, keepdim=True) / counts
+            if self.norm_means:
+                feats = feats - mean
+                if self.norm_vars:
+                    std = ((feats.masked_fill(~valid, 0.0) ** 2).sum(dim=1, keepdim=True) / counts).sqrt()
+                    feats = feats / std.clamp(min=self.eps)
+            elif self.norm_vars:
+                centred = (feats - mean).masked_fill(~valid, 0.0)
+                std = ((centred ** 2).sum(dim=1, keepdim=True) / counts).sqrt()
+                feats = feats / std.clamp(min=self.eps)
+            feats = feats.masked_fill(~valid, 0.0) if self.norm_means else feats
+        return feats, lengths
+
+
+class EncoderGraph(torch.nn.Module):
+    """A SummaryMixing encoder in eval mode, with positions computed in the graph.
+
+    ``forward(feats (B, T, F), lengths (B,)) -> (out (B, T', D), out_lengths (B,))``, equal to the
+    encoder's ``forward`` (full context, or ``decode_chunk_size`` chunks).
+    """
+
+    def __init__(self, encoder: SummaryMixingEncoderBase):
+        super().__init__()
+        self.encoder = encoder
+        embed = encoder.embed
+        self.subsampling = isinstance(embed, tuple(SUBSAMPLING.values()))
+        self.layers = list(encoder.encoders)
+
+    def embed(self, feats: torch.Tensor, first_position) -> torch.Tensor:
+        """Subsampled, projected, position-encoded frames (B, T', D); positions from ``first_position``."""
+        from espnet.nets.pytorch_backend.transformer.embedding import (
+            PositionalEncoding,
+            ScaledPositionalEncoding,
+        )
+
+        embed = self.encoder.embed
+        if self.subsampling:
+            pos, body = embed.out[-1], embed.out[:-1]
+            if isinstance(embed.conv[0], torch.nn.Conv2d):
+                x = embed.conv(feats.unsqueeze(1))  # (B, C, T', F')
+                b, c, t, f = x.size()
+                x = x.transpose(1, 2).reshape(b, t, c * f)
+            else:
+                x = embed.conv(feats.transpose(1, 2)).transpose(1, 2)
+            x = body(x)
+        else:
+            pos, body = embed[-1], embed[:-1]
+            x = body(feats)
+        size = x.size(2)
+        if isinstance(pos, (PositionalEncoding, ScaledPositionalEncoding)):
+            positions = torch.arange(x.size(1), device=x.device) + first_position
+            table = _sinusoids(positions, size)
+            x = x + pos.alpha * table if isinstance(pos, ScaledPositionalEncoding) else x * pos.xscale + table
+        return x
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        enc = self.encoder
+        x = self.embed(feats, 0)
+        if self.subsampling:
+            out_lengths = subsampled_frames(enc.embed, lengths).clamp(min=1, max=x.size(1))
+        else:
+            out_lengths = lengths
+        masks = valid_mask(out_lengths, x.size(1))[:, None, :]  # (B, 1, T')
+        extra = (enc.decode_chunk_size,) if enc.decode_chunk_size else ()
+        for layer in self.layers:
+            x = layer(x, masks, *extra)
+        if enc.after_norm is not None:
+            x = enc.after_norm(x)
+        return x * masks.transpose(1, 2).to(x.dtype), out_lengths
+
+
+class RecognizerGraph(torch.nn.Module):
+    """The offline graph: ``(speech (B, N), lengths (B,)) -> (log_probs (B, T', V), out_lengths (B,))``,
+    CTC log-probabilities of a padded waveform batch (or feature batch, for a model without front end)."""
+
+    def __init__(self, model):
+        super().__init__()
+        check_exportable(model)
+        self.features = FeatureGraph(model.frontend, model.normalize)
+        self.encoder = EncoderGraph(model.encoder)
+        self.ctc_lo = model.ctc.ctc_lo
+
+    def forward(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        feats, feats_lengths = self.features(speech, lengths)
+        # feats after the last valid frame are zero; ESPnet's encoder then masks them (the same)
+        out, out_lengths = self.encoder(feats, feats_lengths)
+        return torch.log_softmax(self.ctc_lo(out), dim=-1), out_lengths

@@ -1,0 +1,203 @@
+"""ONNX export: the graphs equal PyTorch, the runtime needs neither torch nor ESPnet, bad input is named."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from tiny_asr_models import make_model
+
+from espnet_summarymixing.deploy.export import ExportError, export
+from espnet_summarymixing.deploy.graphs import FeatureGraph
+from espnet_summarymixing.publish.loading import load_asr_model
+
+ENCODERS = ["summarymixing_conformer", "summarymixing_branchformer", "summarymixing_e_branchformer"]
+
+
+def _waves(data, part="test"):
+    return [torch.tensor(soundfile.read(line.split()[1], dtype="float32")[0])
+            for line in (data[part] / "wav.scp").read_text().splitlines()]
+
+
+def _pad(waves):
+    lengths = torch.tensor([len(w) for w in waves])
+    speech = torch.zeros(len(waves), int(lengths.max()))
+    for i, w in enumerate(waves):
+        speech[i, :len(w)] = w
+    return speech, lengths
+
+
+def _pytorch_log_probs(model, speech, lengths):
+    with torch.no_grad():
+        enc, enc_lengths = model.encode(speech, lengths)
+        return torch.log_softmax(model.ctc.ctc_lo(enc), dim=-1), enc_lengths
+
+
+@pytest.fixture(scope="module", params=ENCODERS)
+def exported(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(request.param)
+    model_dir = make_model(root / "model", request.param)
+    export(str(model_dir), str(root / "onnx"), quantize="int8")
+    model, _ = load_asr_model(str(model_dir / "config.yaml"), str(model_dir / "valid.acc.ave.pth"))
+    return model.eval(), root / "onnx"
+
+
+@pytest.mark.parametrize("normalize", ["global_mvn", "utterance_mvn"])
+def test_feature_graph_equals_espnet_front_end(normalize, data, tmp_path):
+    model, _ = load_asr_model(*(str(p) for p in _model_files(make_model(tmp_path / "m", normalize=normalize))))
+    speech, lengths = _pad(_waves(data, "train")[:5])
+    with torch.no_grad():
+        ref, ref_lengths = model._extract_feats(speech, lengths)
+        ref, _ = model.normalize(ref, ref_lengths)
+        got, got_lengths = FeatureGraph(model.frontend, model.normalize)(speech, lengths)
+    assert got_lengths.tolist() == ref_lengths.tolist()
+    assert got.shape == ref.shape
+    # every valid frame equal; after them ours are zero (ESPnet's utterance_mvn leaves -mean there,
+    # which its encoders never read)
+    valid = torch.arange(ref.size(1))[None, :] < ref_lengths[:, None]
+    torch.testing.assert_close(got[valid], ref[valid], rtol=0, atol=1e-4)
+    assert not got[~valid].any()
+
+
+def _model_files(model_dir):
+    return model_dir / "config.yaml", model_dir / "valid.acc.ave.pth"
+
+
+def test_onnx_equals_pytorch_batched_and_alone(exported, data):
+    import onnxruntime
+
+    model, onnx_dir = exported
+    session = onnxruntime.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    waves = _waves(data, "test") + _waves(data, "valid")  # 7 real utterances, 1.3-5 s
+    assert len({len(w) for w in waves}) == len(waves)
+    groups = [waves] + [[w] for w in waves] + [[waves[3][:12345]]]  # a batch, each alone, a cut one
+    for group in groups:
+        speech, lengths = _pad(group)
+        ref, ref_lengths = _pytorch_log_probs(model, speech, lengths)
+        got, got_lengths = session.run(None, {"speech": speech.numpy(), "speech_lengths": lengths.numpy()})
+        assert got_lengths.tolist() == ref_lengths.tolist()
+        for i, n in enumerate(ref_lengths.tolist()):
+            np.testing.assert_allclose(got[i, :n], ref[i, :n].numpy(), rtol=0, atol=1e-4)
+    manifest = json.loads((onnx_dir / "manifest.json").read_text())
+    assert manifest["sample_rate"] == 16000 and manifest["subsampling"] == 4
+    assert manifest["check"]["max_abs_difference"] < 1e-4
+    assert (onnx_dir / "tokens.txt").read_text().splitlines() == list(model.token_list)
+
+
+def test_int8_graph_is_smaller_and_close(exported, data):
+    from espnet_summarymixing.deploy.runtime import OnnxRecognizer
+
+    _, onnx_dir = exported
+    assert (onnx_dir / "model.int8.onnx").stat().st_size < 0.6 * (onnx_dir / "model.onnx").stat().st_size
+    waves = [w.numpy() for w in _waves(data, "test")]
+    full = OnnxRecognizer(str(onnx_dir)).log_probs(waves)
+    int8 = OnnxRecognizer(str(onnx_dir), int8=True).log_probs(waves)
+    for a, b in zip(full, int8):
+        assert a.shape == b.shape
+        assert np.abs(np.exp(a) - np.exp(b)).max() < 0.5  # posteriors move, they are not garbage
+
+
+# The runtime must run where torch and ESPnet are not installed: they are made unimportable.
+_NO_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'espnet', 'espnet2', 'torchaudio'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+from espnet_summarymixing.onnx_transcribe import main
+code = main(sys.argv[1:])
+assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'espnet', 'espnet2')]
+sys.exit(code)
+"""
+
+
+def test_runtime_needs_neither_torch_nor_espnet(exported, data, tmp_path):
+    from espnet_summarymixing.deploy.runtime import greedy_ctc, tokens_to_text
+
+    model, onnx_dir = exported
+    paths = [line.split()[1] for line in (data["test"] / "wav.scp").read_text().splitlines()]
+    env = {**os.environ, "ESPNET_SUMMARYMIXING_AUTOLOAD": "0"}
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, "--model_dir", str(onnx_dir), *paths],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == paths
+    for path, line in zip(paths, lines):  # the same text as greedy CTC on PyTorch's log-probabilities
+        wave = torch.tensor(soundfile.read(path, dtype="float32")[0])
+        ref, _ = _pytorch_log_probs(model, wave[None], torch.tensor([len(wave)]))
+        text = tokens_to_text([model.token_list[t] for t in greedy_ctc(ref[0].numpy())])
+        assert line.split("\t")[1] == text
+    assert any(line.split("\t")[1] for line in lines)  # the test model does emit tokens
+
+
+def test_runtime_bad_files_stop_nothing(exported, data, tmp_path):
+    _, onnx_dir = exported
+    good = (data["test"] / "wav.scp").read_text().split()[1]
+    wave, rate = soundfile.read(good, dtype="float32")
+    soundfile.write(tmp_path / "at8k.wav", wave[::2], 8000)
+    (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wave file")
+    files = [tmp_path / "missing.wav", tmp_path / "at8k.wav", tmp_path / "junk.wav", good]
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir",
+                           str(onnx_dir), *map(str, files)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(f"{good}\t")
+    err = proc.stderr
+    assert f"{tmp_path / 'missing.wav'}: no such file" in err
+    assert f"{tmp_path / 'at8k.wav'}: sampled at 8000 Hz, but the model expects 16000 Hz" in err
+    assert f"{tmp_path / 'junk.wav'}: cannot read the audio" in err
+
+
+def test_runtime_bad_model_folders(exported, tmp_path):
+    from espnet_summarymixing.deploy.runtime import OnnxRecognizer
+
+    _, onnx_dir = exported
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        OnnxRecognizer(str(tmp_path))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("manifest.json", "tokens.txt"):
+        (broken / name).write_bytes((onnx_dir / name).read_bytes())
+    (broken / "model.onnx").write_bytes((onnx_dir / "model.onnx").read_bytes()[:5000])  # cut short
+    with pytest.raises(ValueError, match=r"model.onnx: not a loadable ONNX model"):
+        OnnxRecognizer(str(broken))
+    manifest = json.loads((onnx_dir / "manifest.json").read_text())
+    del manifest["graphs"]["offline_int8"]
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="no int8 graph"):
+        OnnxRecognizer(str(broken), int8=True)
+
+
+def test_export_refuses_what_it_cannot_export(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        export(str(tmp_path / "nothing.zip"), str(tmp_path / "out"))
+    offline = make_model(tmp_path / "offline")
+    with pytest.raises(ExportError, match="--streaming"):
+        export(str(offline), str(tmp_path / "out"), streaming=True)
+    with pytest.raises(ExportError, match="quantize='int4'"):
+        export(str(offline), str(tmp_path / "out"), quantize="int4")
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_export_refuses_espnet_encoders(tmp_path):
+    from espnet_summarymixing.deploy.graphs import check_exportable
+    from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+
+    model, _ = load_asr_model(*(str(p) for p in _model_files(make_model(tmp_path / "m"))))
+    model.encoder = ConformerEncoder(80, output_size=32, attention_heads=2, linear_units=32, num_blocks=1)
+    with pytest.raises(ExportError, match="encoder is ConformerEncoder: only SummaryMixing encoders"):
+        check_exportable(model)
+
+
+def test_export_command_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.export", "--model",
+                           str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "error: --model" in proc.stderr and "no such file" in proc.stderr
