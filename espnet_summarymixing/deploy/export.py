@@ -26,7 +26,13 @@ from typing import Dict, Optional
 
 import torch
 
-from espnet_summarymixing.deploy.graphs import ExportError, RecognizerGraph, check_exportable
+from espnet_summarymixing.deploy.graphs import (
+    ExportError,
+    FeatureGraph,
+    RecognizerGraph,
+    StreamingStepGraph,
+    check_exportable,
+)
 from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS
 
 __all__ = ["export", "ExportError", "FORMAT_VERSION"]
@@ -44,10 +50,7 @@ def _sha256(path: str) -> str:
 
 
 def _geometry(model, rate: int) -> Dict[str, float]:
-    embed = model.encoder.embed
-    stride = 1
-    for _, s in SUBSAMPLING_STEPS.get(type(embed), ()):
-        stride *= s
+    stride = _stride(model.encoder.embed)
     hop = model.frontend.stft.hop_length if model.frontend is not None else None
     return {
         "frame_shift_seconds": hop / rate if hop else None,
@@ -88,6 +91,101 @@ def _check(graph: torch.nn.Module, path: Path, model, rate: int) -> float:
     return float((torch.from_numpy(got) - ref).abs()[valid].max())
 
 
+def _chunk_size(encoder, chunk_size: Optional[int]) -> int:
+    """The chunk size to export: given, or the encoder's ``decode_chunk_size``; one it was trained for."""
+    if encoder.dynamic_chunk_training:
+        low, high = encoder.chunk_size_range
+        allowed, what = range(low, high + 1), f"{low}..{high} (its chunk_size_range)"
+    elif encoder.decode_chunk_size:
+        allowed, what = [encoder.decode_chunk_size], f"{encoder.decode_chunk_size} (its decode_chunk_size)"
+    else:
+        raise ExportError("--streaming: the model was not trained with chunks (dynamic_chunk_training) and has "
+                          "no decode_chunk_size: its summaries never saw a partial utterance")
+    if chunk_size is None:
+        chunk_size = encoder.decode_chunk_size or None
+        if chunk_size is None:
+            raise ExportError(f"--streaming: give --chunk_size, one of {what}")
+    if chunk_size not in allowed:
+        raise ExportError(f"--chunk_size {chunk_size}: the model was trained for chunks of {what} "
+                          "encoder frames")
+    return chunk_size
+
+
+def _save(graph, example, path: Path, input_names, output_names, dynamic_shapes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with torch.no_grad():
+        program = torch.onnx.export(graph, example, dynamo=True, opset_version=OPSET, verbose=False,
+                                    input_names=input_names, output_names=output_names,
+                                    dynamic_shapes=dynamic_shapes)
+    program.save(str(partial), external_data=False)
+    partial.replace(path)  # a half-written file never has the final name
+
+
+def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, tolerance: float) -> dict:
+    """``features.onnx`` (waveform segment -> normalised features) and ``streaming.onnx`` (one step),
+    checked over 40 chunks against ``StreamingEncoder``; returns the manifest's streaming entry."""
+    import onnxruntime
+
+    from espnet_summarymixing.streaming.encoder import StreamingEncoder
+
+    dynamic = torch.export.Dim.DYNAMIC
+    features = FeatureGraph(model.frontend, model.normalize).eval()
+    speech, lengths = _example(model, rate, (1.0,))
+    _save(features, (speech, lengths), out_dir / "features.onnx", ["speech", "speech_lengths"],
+          ["feats", "feats_lengths"], {"speech": {1: dynamic}, "lengths": None})
+    step = StreamingStepGraph(model, chunk_size).eval()
+    state = step.initial_state()
+    names = [f"state_{i}" for i in range(len(state))]
+    feats = torch.randn(1, step.input_frames, model.encoder._input_size)
+    _save(step, (feats, torch.tensor([0]), *state), out_dir / "streaming.onnx",
+          ["feats", "position", *names], ["log_probs", *[f"next_{n}" for n in names]],
+          {"feats": {1: dynamic}, "position": None, "state": tuple([None] * len(state))})
+    # check: 40 chunks driven through onnxruntime equal StreamingEncoder + CTC
+    session = onnxruntime.InferenceSession(str(out_dir / "streaming.onnx"), providers=["CPUExecutionProvider"])
+    stride = _stride(model.encoder.embed)
+    g = torch.Generator().manual_seed(2)
+    stream_feats = torch.randn(1, step.input_frames + 39 * chunk_size * stride, model.encoder._input_size,
+                               generator=g)
+    with torch.no_grad():
+        ref = torch.log_softmax(model.ctc.ctc_lo(StreamingEncoder(model.encoder, chunk_size).accept(stream_feats)), -1)
+    outs, position, current = [], 0, [s.numpy() for s in state]
+    for k in range(40):
+        window = stream_feats[:, k * chunk_size * stride:][:, :step.input_frames].numpy()
+        result = session.run(None, {"feats": window, "position": torch.tensor([position]).numpy(),
+                                    **dict(zip(names, current))})
+        outs.append(result[0])
+        current = result[1:]
+        position += result[0].shape[1]
+    import numpy as np
+
+    got = np.concatenate(outs, axis=1)
+    if got.shape != tuple(ref.shape):
+        raise ExportError(f"streaming.onnx: 40 chunks gave {got.shape}, StreamingEncoder {tuple(ref.shape)}")
+    difference = float(np.abs(got - ref.numpy()).max())
+    if difference > tolerance:
+        raise ExportError(f"streaming.onnx differs from StreamingEncoder by {difference:.3g} (> {tolerance})")
+    stft = model.frontend.stft if model.frontend is not None else None
+    return {
+        "chunk_size": chunk_size,
+        "chunk_seconds": chunk_size * stride * stft.hop_length / rate if stft else None,
+        "input_frames": step.input_frames,
+        "input_frames_per_chunk": chunk_size * stride,
+        "subsampling_steps": [list(s) for s in SUBSAMPLING_STEPS.get(type(model.encoder.embed), ())],
+        "n_fft": stft.n_fft if stft else None,
+        "hop_length": stft.hop_length if stft else None,
+        "state": [{"name": n, "shape": list(s)} for n, s in zip(names, step.state_shapes)],
+        "check": {"max_abs_difference": difference, "what": "log-probabilities of 40 chunks of noise "
+                  "features, onnxruntime vs StreamingEncoder"},
+    }
+
+
+def _stride(embed) -> int:
+    stride = 1
+    for _, s in SUBSAMPLING_STEPS.get(type(embed), ()):
+        stride *= s
+    return stride
+
+
 def export(model: str, out: str, quantize: Optional[str] = None, cachedir: Optional[str] = None,
            tolerance: float = 1e-3, streaming: bool = False, chunk_size: Optional[int] = None) -> Path:
     """Export ``model`` (zip, unpacked model, training folder or Hub id) to the folder ``out``; return
@@ -96,29 +194,21 @@ def export(model: str, out: str, quantize: Optional[str] = None, cachedir: Optio
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
-    if streaming:
-        raise ExportError("--streaming: the streaming graph is not available yet (offline export only)")
     files = resolve_model(model, cachedir)
     asr_model, args = load_asr_model(files["asr_train_config"], files["asr_model_file"])
     asr_model.eval()
     check_exportable(asr_model, streaming=streaming)
+    chunk = _chunk_size(asr_model.encoder, chunk_size) if streaming else None  # before anything is written
     rate = sample_rate(args)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     graph = RecognizerGraph(asr_model).eval()
     onnx_path = out_dir / "model.onnx"
-    partial = out_dir / "model.onnx.partial"
     example = _example(asr_model, rate, (3.0, 2.0))
     dynamic = torch.export.Dim.DYNAMIC  # batch and time: any size (ranges inferred by torch.export)
     logging.info("exporting %s to %s", model, onnx_path)
-    with torch.no_grad():
-        program = torch.onnx.export(
-            graph, example, dynamo=True, opset_version=OPSET, verbose=False,
-            input_names=["speech", "speech_lengths"], output_names=["log_probs", "log_probs_lengths"],
-            dynamic_shapes={"speech": {0: dynamic, 1: dynamic}, "lengths": {0: dynamic}},
-        )
-    program.save(str(partial), external_data=False)
-    partial.replace(onnx_path)  # a half-written file never has the final name
+    _save(graph, example, onnx_path, ["speech", "speech_lengths"], ["log_probs", "log_probs_lengths"],
+          {"speech": {0: dynamic, 1: dynamic}, "lengths": {0: dynamic}})
     difference = _check(graph, onnx_path, asr_model, rate)
     if difference > tolerance:
         raise ExportError(f"{onnx_path}: onnxruntime differs from PyTorch by {difference:.3g} "
@@ -130,6 +220,10 @@ def export(model: str, out: str, quantize: Optional[str] = None, cachedir: Optio
         int8 = out_dir / "model.int8.onnx"
         quantize_dynamic(str(onnx_path), str(int8), weight_type=QuantType.QInt8)
         graphs["offline_int8"] = int8.name
+    streaming_manifest = None
+    if streaming:
+        streaming_manifest = _export_streaming(asr_model, out_dir, chunk, rate, tolerance)
+        graphs.update(features="features.onnx", streaming="streaming.onnx")
     token_list = list(args.token_list)
     (out_dir / "tokens.txt").write_text("\n".join(token_list) + "\n", encoding="utf-8")
     stats = (getattr(args, "normalize_conf", None) or {}).get("stats_file")
@@ -157,6 +251,7 @@ def export(model: str, out: str, quantize: Optional[str] = None, cachedir: Optio
         "source": {"model": str(model), "weights_sha256": _sha256(files["asr_model_file"])},
         "versions": {"torch": torch.__version__, "espnet": espnet.__version__, "onnx": onnx.__version__,
                      "opset": OPSET},
+        "streaming": streaming_manifest,
         "check": {"max_abs_difference": difference, "what": "log-probabilities, onnxruntime vs PyTorch, "
                   "2.37 s + 1.13 s of noise in one batch"},
     }

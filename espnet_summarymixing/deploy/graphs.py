@@ -9,7 +9,9 @@ data-dependent Python (``torch.export`` traces it with symbolic batch and time s
   normalisation; equal to ESPnet's features of the same padded batch (tested);
 - :class:`EncoderGraph`: a SummaryMixing encoder's subsampling, with the sinusoidal positions
   computed in the graph (any length, and an offset for streaming), its blocks and output norm;
-- :class:`RecognizerGraph`: waveform -> CTC log-probabilities, the offline graph.
+- :class:`RecognizerGraph`: waveform -> CTC log-probabilities, the offline graph;
+- :class:`StreamingStepGraph`: one chunk of features + the state -> the chunk's CTC
+  log-probabilities + the new state, the computation of ``StreamingEncoder``.
 
 Nothing here changes the model: the graphs hold references to its modules.
 """
@@ -21,12 +23,14 @@ import torch
 
 from espnet_summarymixing.encoders.base import (
     SUBSAMPLING,
+    SUBSAMPLING_STEPS,
     SummaryMixingEncoderBase,
     subsampled_frames,
     valid_mask,
 )
 
-__all__ = ["FeatureGraph", "EncoderGraph", "RecognizerGraph", "ExportError", "check_exportable"]
+__all__ = ["FeatureGraph", "EncoderGraph", "RecognizerGraph", "StreamingStepGraph", "ExportError",
+           "check_exportable", "chunk_input_frames"]
 
 
 class ExportError(ValueError):
@@ -247,3 +251,62 @@ class RecognizerGraph(torch.nn.Module):
         # feats after the last valid frame are zero; ESPnet's encoder then masks them (the same)
         out, out_lengths = self.encoder(feats, feats_lengths)
         return torch.log_softmax(self.ctc_lo(out), dim=-1), out_lengths
+
+
+def chunk_input_frames(embed, chunk_size: int) -> int:
+    """Feature frames the subsampling needs for ``chunk_size`` output frames (the fewest)."""
+    if type(embed) not in SUBSAMPLING_STEPS:
+        return chunk_size
+    frames = chunk_size
+    while subsampled_frames(embed, frames) < chunk_size:
+        frames += 1
+    return frames
+
+
+class StreamingStepGraph(torch.nn.Module):
+    """One step of ``StreamingEncoder`` as a graph with explicit state tensors.
+
+    ``forward(feats (1, n, F), position (1,) int64, *state) -> (log_probs (1, n', V), *new_state)``:
+    ``feats`` are the normalised feature frames whose subsampled frames form one chunk (n' =
+    ``subsampled_frames(n)``, the chunk size except at the end of a stream), ``position`` the index
+    of its first encoder frame in the stream, ``state`` every layer's running summary (sum and
+    count) and convolution caches, flattened in :attr:`state_spec` order (all zeros at the start
+    of a stream, the same as no state).
+    """
+
+    def __init__(self, model, chunk_size: int):
+        super().__init__()
+        from torch.utils._pytree import tree_flatten
+
+        from espnet_summarymixing.streaming.encoder import StreamingEncoder
+
+        check_exportable(model, streaming=True)
+        self.encoder_graph = EncoderGraph(model.encoder)
+        self.ctc_lo = model.ctc.ctc_lo
+        self.chunk_size = chunk_size
+        self.input_frames = chunk_input_frames(model.encoder.embed, chunk_size)
+        # the state's structure and shapes: one PyTorch step on a chunk of zeros
+        stream = StreamingEncoder(model.encoder, chunk_size)
+        with torch.no_grad():
+            stream.accept(torch.zeros(1, self.input_frames, model.encoder._input_size))
+        leaves, self.state_spec = tree_flatten(stream.states)
+        self.state_shapes = [tuple(leaf.shape) for leaf in leaves]
+
+    def initial_state(self) -> List[torch.Tensor]:
+        return [torch.zeros(shape) for shape in self.state_shapes]
+
+    def forward(self, feats: torch.Tensor, position: torch.Tensor, *state: torch.Tensor):
+        from torch.utils._pytree import tree_flatten, tree_unflatten
+
+        enc = self.encoder_graph.encoder
+        states = tree_unflatten(list(state), self.state_spec)
+        x = self.encoder_graph.embed(feats, position)
+        mask = torch.ones(1, 1, x.size(1), dtype=torch.bool)
+        new_states = []
+        for layer, layer_state in zip(self.encoder_graph.layers, states):
+            x, layer_state = layer.step(x, mask, layer_state)
+            new_states.append(layer_state)
+        if enc.after_norm is not None:
+            x = enc.after_norm(x)
+        leaves, _ = tree_flatten(new_states)
+        return (torch.log_softmax(self.ctc_lo(x), dim=-1), *leaves)

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["OnnxRecognizer", "greedy_ctc", "tokens_to_text", "read_wave"]
+__all__ = ["OnnxRecognizer", "OnnxStreamingRecognizer", "greedy_ctc", "tokens_to_text", "read_wave"]
 
 
 def greedy_ctc(log_probs: np.ndarray, blank: int = 0) -> List[int]:
@@ -53,6 +53,35 @@ def read_wave(path: str, rate: int) -> np.ndarray:
     return wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
 
 
+def _session(path: Path, threads: Optional[int]):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise ValueError(f"{path}: not a loadable ONNX model ({err})") from None
+
+
+def _manifest(root: Path, graph: str) -> dict:
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{root}: no manifest.json: not a folder written by "
+                                "python -m espnet_summarymixing.export")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        manifest["graphs"]
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"{manifest_path}: unreadable ({err})") from None
+    if graph not in manifest["graphs"]:
+        how = {"offline_int8": "--quantize int8", "streaming": "--streaming"}.get(graph, "")
+        raise ValueError(f"{manifest_path}: no {graph} graph (export with {how})")
+    return manifest
+
+
 class OnnxRecognizer:
     """An exported model folder, loaded once: ``recognizer([wave, ...]) -> [text, ...]``.
 
@@ -63,31 +92,13 @@ class OnnxRecognizer:
     """
 
     def __init__(self, model_dir: str, int8: bool = False, threads: Optional[int] = None):
-        import onnxruntime
-
         root = Path(model_dir)
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise FileNotFoundError(f"{model_dir}: no manifest.json: not a folder written by "
-                                    "python -m espnet_summarymixing.export")
-        try:
-            self.manifest = json.loads(manifest_path.read_text())
-            graph = self.manifest["graphs"]["offline_int8" if int8 else "offline"]
-        except (ValueError, KeyError) as err:
-            what = "no int8 graph (export with --quantize int8)" if int8 else f"unreadable ({err})"
-            raise ValueError(f"{manifest_path}: {what}") from None
+        graph = "offline_int8" if int8 else "offline"
+        self.manifest = _manifest(root, graph)
         self.rate = int(self.manifest["sample_rate"])
         self.tokens = (root / self.manifest["token_list"]).read_text(encoding="utf-8").splitlines()
         self.blank = int(self.manifest.get("blank_id", 0))
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        try:
-            self.session = onnxruntime.InferenceSession(str(root / graph), options,
-                                                        providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise ValueError(f"{root / graph}: not a loadable ONNX model ({err})") from None
+        self.session = _session(root / self.manifest["graphs"][graph], threads)
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> List[np.ndarray]:
         """CTC log-probabilities (frames, vocabulary) of each wave, computed in one padded batch."""
@@ -106,3 +117,110 @@ class OnnxRecognizer:
 
     def transcribe_file(self, path: str) -> str:
         return self([read_wave(path, self.rate)])[0]
+
+
+class OnnxStreamingRecognizer:
+    """Audio in as it arrives, a growing greedy CTC hypothesis out, with the graphs of an export made
+    with ``--streaming``: the same computation as :class:`~espnet_summarymixing.streaming.recognizer.
+    StreamingRecognizer` (features as soon as their STFT window is complete, chunks of
+    ``manifest["streaming"]["chunk_size"]`` encoder frames, the state carried between chunks).
+
+    ``accept_audio(samples) -> text so far``; ``finish() -> final text``; ``reset()`` for a new stream.
+    """
+
+    def __init__(self, model_dir: str, threads: Optional[int] = None):
+        root = Path(model_dir)
+        self.manifest = _manifest(root, "streaming")
+        stream = self.manifest["streaming"]
+        self.rate = int(self.manifest["sample_rate"])
+        self.tokens = (root / self.manifest["token_list"]).read_text(encoding="utf-8").splitlines()
+        self.blank = int(self.manifest.get("blank_id", 0))
+        self.features = _session(root / self.manifest["graphs"]["features"], threads)
+        self.step = _session(root / self.manifest["graphs"]["streaming"], threads)
+        self.n_fft, self.hop = int(stream["n_fft"]), int(stream["hop_length"])
+        self.input_frames = int(stream["input_frames"])
+        self.per_chunk = int(stream["input_frames_per_chunk"])
+        self.steps = [tuple(step) for step in stream["subsampling_steps"]]
+        self.state_specs = [(item["name"], tuple(item["shape"])) for item in stream["state"]]
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        self.audio = np.zeros(0, dtype=np.float32)  # samples from sample index audio_start on
+        self.audio_start = 0
+        self.next_frame = 0  # first feature frame not computed yet
+        self.buffer: Optional[np.ndarray] = None  # feature frames not consumed by a chunk yet
+        self.position = 0  # encoder frames produced so far
+        self.state = {name: np.zeros(shape, dtype=np.float32) for name, shape in self.state_specs}
+        self.token_ids: List[int] = []
+        self.previous = self.blank
+
+    def _subsampled(self, frames: int) -> int:
+        for lost, stride in self.steps:
+            frames = (frames - lost + stride - 1) // stride
+        return frames
+
+    def _new_features(self, final: bool) -> Optional[np.ndarray]:
+        """Feature frames that the audio so far determines exactly (all of them when final)."""
+        half, hop = self.n_fft // 2, self.hop
+        total = self.audio_start + len(self.audio)
+        last = total // hop if final else (total - half) // hop  # frame t needs samples < t*hop + half
+        if last < self.next_frame or len(self.audio) == 0:
+            return None
+        context = -(-half // hop)  # frames whose left edge the segment's own padding would corrupt
+        first = max(0, self.next_frame - context)
+        segment = self.audio[first * hop - self.audio_start:]
+        if len(segment) <= half:  # the STFT's reflection padding needs more than half a window
+            if final and self.next_frame == 0:
+                raise ValueError(f"the audio is too short: {total} samples, the model's STFT window needs "
+                                 f"more than {half}")
+            return None
+        feats, _ = self.features.run(None, {"speech": segment[None].astype(np.float32),
+                                            "speech_lengths": np.array([len(segment)], dtype=np.int64)})
+        begin = self.next_frame - first
+        feats = feats[0, begin:begin + last - self.next_frame + 1]
+        self.next_frame += len(feats)
+        keep_from = max(0, (self.next_frame - context) * hop)  # where the next segment starts
+        if keep_from > self.audio_start:
+            self.audio = self.audio[keep_from - self.audio_start:]
+            self.audio_start = keep_from
+        return feats
+
+    def _chunk(self, feats: np.ndarray) -> None:
+        outputs = self.step.run(None, {"feats": feats[None], "position": np.array([self.position], dtype=np.int64),
+                                       **self.state})
+        log_probs = outputs[0][0]
+        self.state = {name: value for (name, _), value in zip(self.state_specs, outputs[1:])}
+        self.position += len(log_probs)
+        for label in log_probs.argmax(axis=-1).tolist():
+            if label != self.blank and label != self.previous:
+                self.token_ids.append(label)
+            self.previous = label
+
+    def _consume(self, feats: Optional[np.ndarray], final: bool) -> None:
+        if feats is not None and len(feats):
+            self.buffer = feats if self.buffer is None else np.concatenate([self.buffer, feats])
+        if self.buffer is None:
+            return
+        while len(self.buffer) >= self.input_frames:
+            self._chunk(self.buffer[:self.input_frames])
+            self.buffer = self.buffer[self.per_chunk:]
+        if final and self._subsampled(len(self.buffer)) >= 1:  # the last, partial chunk
+            self._chunk(self.buffer)
+            self.buffer = None
+
+    def text(self) -> str:
+        return tokens_to_text([self.tokens[t] for t in self.token_ids])
+
+    def accept_audio(self, samples: np.ndarray) -> str:
+        """Add mono float samples at the model's rate; return the hypothesis so far."""
+        self.audio = np.concatenate([self.audio, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        self._consume(self._new_features(final=False), final=False)
+        return self.text()
+
+    def finish(self) -> str:
+        """End of the stream: decode what remains; return the final text (the state is reset)."""
+        self._consume(self._new_features(final=True), final=True)
+        text = self.text()
+        self.reset()
+        return text

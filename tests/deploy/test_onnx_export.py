@@ -170,7 +170,7 @@ def test_runtime_bad_model_folders(exported, tmp_path):
     manifest = json.loads((onnx_dir / "manifest.json").read_text())
     del manifest["graphs"]["offline_int8"]
     (broken / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="no int8 graph"):
+    with pytest.raises(ValueError, match=r"no offline_int8 graph \(export with --quantize int8\)"):
         OnnxRecognizer(str(broken), int8=True)
 
 
@@ -178,7 +178,7 @@ def test_export_refuses_what_it_cannot_export(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         export(str(tmp_path / "nothing.zip"), str(tmp_path / "out"))
     offline = make_model(tmp_path / "offline")
-    with pytest.raises(ExportError, match="--streaming"):
+    with pytest.raises(ExportError, match="--streaming needs a model trained to stream"):
         export(str(offline), str(tmp_path / "out"), streaming=True)
     with pytest.raises(ExportError, match="quantize='int4'"):
         export(str(offline), str(tmp_path / "out"), quantize="int4")
@@ -201,3 +201,101 @@ def test_export_command_exit_status(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "error: --model" in proc.stderr and "no such file" in proc.stderr
+
+
+STREAMING_CONF = {"chunk_conv": True, "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}
+
+
+@pytest.fixture(scope="module", params=ENCODERS)
+def exported_streaming(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream_" + request.param)
+    extra = {"merge_method": "concat"} if request.param == "summarymixing_branchformer" else {}
+    model_dir = make_model(root / "model", request.param, **extra, **STREAMING_CONF)
+    export(str(model_dir), str(root / "onnx"), streaming=True, chunk_size=4)
+    return model_dir, root / "onnx"
+
+
+def _long_wave(data, seconds):
+    waves = [w.numpy() for w in _waves(data, "train")]
+    one = np.concatenate(waves)
+    return np.tile(one, int(np.ceil(seconds * 16000 / len(one))))[:int(seconds * 16000)]
+
+
+def test_streaming_graph_equals_streaming_encoder_over_100_chunks(exported_streaming, data):
+    import onnxruntime
+
+    from espnet_summarymixing.streaming.encoder import StreamingEncoder
+
+    model_dir, onnx_dir = exported_streaming
+    model, _ = load_asr_model(*(str(p) for p in _model_files(model_dir)))
+    model.eval()
+    wave = torch.tensor(_long_wave(data, 18.0))[None]  # real speech, 112 chunks of 4 frames
+    with torch.no_grad():
+        feats, _ = model._extract_feats(wave, torch.tensor([wave.size(1)]))
+        feats, _ = model.normalize(feats, torch.tensor([feats.size(1)]))
+    stream = StreamingEncoder(model.encoder, chunk_size=4)
+    ref = []
+    for start in range(0, feats.size(1), 37):  # features arriving in uneven pieces
+        ref.append(stream.accept(feats[:, start:start + 37]))
+    ref.append(stream.finish())
+    with torch.no_grad():
+        ref = torch.log_softmax(model.ctc.ctc_lo(torch.cat(ref, dim=1)), dim=-1)[0].numpy()
+    manifest = json.loads((onnx_dir / "manifest.json").read_text())["streaming"]
+    session = onnxruntime.InferenceSession(str(onnx_dir / "streaming.onnx"), providers=["CPUExecutionProvider"])
+    state = {s["name"]: np.zeros(s["shape"], dtype=np.float32) for s in manifest["state"]}
+    got, position, chunks = [], 0, 0
+    x = feats[0].numpy()
+    n_in, step = manifest["input_frames"], manifest["input_frames_per_chunk"]
+    while len(x) >= 7:  # the last, partial chunk too (7 frames make one subsampled frame)
+        out = session.run(None, {"feats": x[None, :n_in], "position": np.array([position]), **state})
+        state = dict(zip(state, out[1:]))
+        got.append(out[0][0])
+        position += out[0].shape[1]
+        chunks += 1
+        x = x[step:] if len(x) >= n_in else x[:0]
+    got = np.concatenate(got)
+    assert chunks >= 100
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+
+
+def test_streaming_runtime_partials_equal_pytorch_streaming(exported_streaming, data):
+    from espnet_summarymixing.deploy.runtime import OnnxStreamingRecognizer
+    from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
+
+    model_dir, onnx_dir = exported_streaming
+    wave = _long_wave(data, 6.0)
+    ours = OnnxStreamingRecognizer(str(onnx_dir))
+    reference = StreamingRecognizer(*(str(p) for p in _model_files(model_dir)), chunk_size=4)
+    partials = []
+    for start in range(0, len(wave), 1234):
+        block = wave[start:start + 1234]
+        partials.append((ours.accept_audio(block), reference.accept_audio(torch.tensor(block))))
+    final = (ours.finish(), reference.finish())
+    assert final[0] == final[1] and final[0]
+    assert [a for a, _ in partials] == [b for _, b in partials]
+    assert len({a for a, _ in partials}) > 3  # the hypothesis grows while the audio arrives
+
+
+def test_streaming_export_refuses_chunk_sizes_it_was_not_trained_for(exported_streaming, tmp_path):
+    model_dir, _ = exported_streaming
+    with pytest.raises(ExportError, match=r"--chunk_size 12: the model was trained for chunks of 1\.\.8"):
+        export(str(model_dir), str(tmp_path / "out"), streaming=True, chunk_size=12)
+    with pytest.raises(ExportError, match=r"give --chunk_size, one of 1\.\.8"):
+        export(str(model_dir), str(tmp_path / "out"), streaming=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_streaming_command_and_offline_only_folders(exported_streaming, exported, data):
+    model_dir, onnx_dir = exported_streaming
+    good = (data["test"] / "wav.scp").read_text().split()[1]
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir", str(onnx_dir),
+                           "--streaming", "--show_partial", good], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
+
+    reference = StreamingRecognizer(*(str(p) for p in _model_files(model_dir)), chunk_size=4)
+    assert proc.stdout == f"{good}\t{reference.stream(torch.tensor(soundfile.read(good, dtype='float32')[0]), 1600)}\n"
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir",
+                           str(exported[1]), "--streaming", good], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no streaming graph (export with --streaming)" in proc.stderr
