@@ -19,7 +19,10 @@ __all__ = ["main"]
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="model.zip, an unpacked model or exp dir, or a hub id")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model.zip, an unpacked model or exp dir, or a hub id")
+    source.add_argument("--asr_train_config", help="a training config.yaml (with --asr_model_file)")
+    p.add_argument("--asr_model_file", help="the checkpoint to export with --asr_train_config")
     p.add_argument("--out", required=True, help="folder to write the ONNX model into")
     p.add_argument("--quantize", choices=["int8"], help="also write model.int8.onnx (8-bit weights)")
     p.add_argument("--streaming", action="store_true", help="also export the chunk-by-chunk graph")
@@ -28,13 +31,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="largest accepted |onnxruntime - PyTorch| of the log-probabilities in the check")
     p.add_argument("--cachedir", help="where archives are unpacked")
     args = p.parse_args(argv)
+    if bool(args.asr_train_config) != bool(args.asr_model_file):
+        p.error("--asr_train_config and --asr_model_file go together")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     with contextlib.redirect_stdout(sys.stderr):  # ESPnet prints notices while importing
         from espnet_summarymixing.deploy.export import ExportError, export
 
         try:
             manifest = export(args.model, args.out, quantize=args.quantize, cachedir=args.cachedir,
-                              tolerance=args.tolerance, streaming=args.streaming, chunk_size=args.chunk_size)
+                              tolerance=args.tolerance, streaming=args.streaming, chunk_size=args.chunk_size,
+                              asr_train_config=args.asr_train_config, asr_model_file=args.asr_model_file)
         except (FileNotFoundError, ExportError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

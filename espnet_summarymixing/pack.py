@@ -25,11 +25,13 @@ def main(argv=None) -> int:
     p.add_argument("--results", type=Path, help="RESULTS.md with the scoring tables, for the model card")
     p.add_argument("--training_data", help="one line describing the training data, for the model card")
     p.add_argument("--option", action="append", type=Path, default=[], help="any other file to pack")
+    p.add_argument("--onnx_dir", type=Path, help="a folder written by python -m espnet_summarymixing.export, "
+                                                 "packed and listed on the model card")
     p.add_argument("--outpath", required=True, type=Path)
     args = p.parse_args(argv)
     try:
         path = pack_model(args.asr_train_config, args.asr_model_file, args.outpath, args.inference_config,
-                          args.results, args.training_data, args.option)
+                          args.results, args.training_data, args.option, args.onnx_dir)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -186,15 +186,31 @@ def _stride(embed) -> int:
     return stride
 
 
-def export(model: str, out: str, quantize: Optional[str] = None, cachedir: Optional[str] = None,
-           tolerance: float = 1e-3, streaming: bool = False, chunk_size: Optional[int] = None) -> Path:
-    """Export ``model`` (zip, unpacked model, training folder or Hub id) to the folder ``out``; return
-    the manifest's path. Raises :class:`ExportError` for a model or option that cannot be exported."""
+def export(model: Optional[str], out: str, quantize: Optional[str] = None, cachedir: Optional[str] = None,
+           tolerance: float = 1e-3, streaming: bool = False, chunk_size: Optional[int] = None,
+           asr_train_config: Optional[str] = None, asr_model_file: Optional[str] = None) -> Path:
+    """Export ``model`` (zip, unpacked model, training folder or Hub id), or the model of
+    ``asr_train_config`` + ``asr_model_file``, to the folder ``out``; return the manifest's path.
+    Raises :class:`ExportError` for a model or option that cannot be exported."""
     from espnet_summarymixing.publish.loading import load_asr_model, resolve_model, sample_rate
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
-    files = resolve_model(model, cachedir)
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"the export needs {', '.join(missing)}: pip install 'espnet-summarymixing[onnx]'")
+    if model is not None:
+        files = resolve_model(model, cachedir)
+    elif asr_train_config and asr_model_file:
+        for what, path in (("asr_train_config", asr_train_config), ("asr_model_file", asr_model_file)):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--{what} {path}: no such file")
+        files = {"asr_train_config": str(asr_train_config), "asr_model_file": str(asr_model_file)}
+        model = str(asr_model_file)
+    else:
+        raise ExportError("give a model, or asr_train_config and asr_model_file")
     asr_model, args = load_asr_model(files["asr_train_config"], files["asr_model_file"])
     asr_model.eval()
     check_exportable(asr_model, streaming=streaming)

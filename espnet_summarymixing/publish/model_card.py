@@ -35,12 +35,46 @@ def _data_description(config: dict) -> str:
     return ", ".join(parts) or "not recorded in the config"
 
 
+def _onnx_section(onnx: Optional[dict]) -> list:
+    if not onnx:
+        return []
+    manifest = onnx["manifest"]
+    folder = next(iter(onnx["files"])).rsplit("/", 1)[0]
+    stream = manifest.get("streaming")
+    lines = [
+        "## Deploying with ONNX",
+        "",
+        f"`{folder}/` holds the model exported to ONNX (opset {manifest['versions']['opset']}; input: the "
+        f"{manifest['input']} at {manifest['sample_rate']} Hz, output: CTC log-probabilities), which runs with "
+        "onnxruntime and NumPy alone:",
+        "",
+        "| file | size |",
+        "|---|---|",
+        *(f"| `{path}` | {size / 1e6:.1f} MB |" for path, size in onnx["files"].items()),
+        "",
+        f"Export check: largest difference to PyTorch {manifest['check']['max_abs_difference']:.1e} "
+        "(log-probabilities)"
+        + (f"; streaming graph: chunks of {stream['chunk_size']} encoder frames ({stream['chunk_seconds']} s), "
+           f"{stream['check']['max_abs_difference']:.1e} to PyTorch's streaming encoder." if stream else "."),
+        "",
+        "```bash",
+        "pip install onnxruntime numpy soundfile",
+        "pip install --no-deps espnet-summarymixing   # the runtime needs neither torch nor ESPnet",
+        f"python -m espnet_summarymixing.onnx_transcribe --model_dir {folder} audio.wav"
+        + (" [--streaming]" if stream else ""),
+        "```",
+        "",
+    ]
+    return lines
+
+
 def model_card(
     config_path: Path,
     model_path: Optional[Path] = None,
     repo_id: Optional[str] = None,
     results: Optional[str] = None,
     training_data: Optional[str] = None,
+    onnx: Optional[dict] = None,
 ) -> str:
     """Markdown model card from a training config, its checkpoint and optional RESULTS text.
 
@@ -50,6 +84,8 @@ def model_card(
         repo_id: Hugging Face repository id used in the usage snippet.
         results: Scoring tables (e.g. a recipe's RESULTS.md), copied verbatim.
         training_data: A sentence on the training data; default: the data paths in the config.
+        onnx: ``{"files": {path in the archive: bytes}, "manifest": the export's manifest}`` when
+            ONNX files are packed: listed in a "Deploying with ONNX" section.
     """
     config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     encoder = config.get("encoder", "?")
@@ -111,6 +147,7 @@ def model_card(
         "",
         "The encoder names resolve in ESPnet once `espnet-summarymixing` is installed; no import is needed.",
         "",
+        *_onnx_section(onnx),
         "## Citation",
         "",
         "```bibtex",

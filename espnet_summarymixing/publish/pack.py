@@ -27,6 +27,7 @@ LAYOUT = {
     "inference_config": "exp/asr_train/decode_asr.yaml",
     "results": "exp/asr_train/RESULTS.md",
     "readme": "README.md",
+    "onnx": "exp/asr_train/onnx",
 }
 
 
@@ -41,6 +42,20 @@ def _referenced_files(config: dict) -> Dict[str, Path]:
     if isinstance(config.get("token_list"), str):
         found["token_list"] = Path(config["token_list"])
     return found
+
+
+def _onnx_files(onnx_dir: Path) -> List[Path]:
+    """The manifest first, then every file it names (FileNotFoundError naming one that is missing)."""
+    import json
+
+    manifest = json.loads((onnx_dir / "manifest.json").read_text(encoding="utf-8"))
+    names = [*manifest["graphs"].values(), manifest["token_list"]]
+    if (onnx_dir / "feats_stats.npz").is_file():
+        names.append("feats_stats.npz")
+    for name in names:
+        if not (onnx_dir / name).is_file():
+            raise FileNotFoundError(f"pack: --onnx_dir {onnx_dir}: {name}, named by its manifest.json, is missing")
+    return [onnx_dir / "manifest.json", *(onnx_dir / name for name in names)]
 
 
 def _set(config: dict, dotted: str, value: str) -> None:
@@ -58,8 +73,12 @@ def pack_model(
     results: Optional[Path] = None,
     training_data: Optional[str] = None,
     options: Optional[List[Path]] = None,
+    onnx_dir: Optional[Path] = None,
 ) -> Path:
-    """Write the zip; return its path. Raises FileNotFoundError naming any missing input."""
+    """Write the zip; return its path. Raises FileNotFoundError naming any missing input.
+
+    ``onnx_dir``: a folder written by ``python -m espnet_summarymixing.export``, packed under
+    ``exp/asr_train/onnx/`` and listed on the model card."""
     from espnet2.main_funcs.pack_funcs import pack
 
     asr_train_config, asr_model_file = Path(asr_train_config), Path(asr_model_file)
@@ -70,9 +89,12 @@ def pack_model(
         inputs["--results"] = Path(results)
     for i, option in enumerate(options or []):
         inputs[f"--option #{i + 1}"] = Path(option)
+    if onnx_dir is not None:
+        inputs["--onnx_dir manifest"] = Path(onnx_dir) / "manifest.json"
     for flag, path in inputs.items():
         if not path.is_file():
             raise FileNotFoundError(f"pack: {flag} {path}: no such file")
+    onnx_files = _onnx_files(Path(onnx_dir)) if onnx_dir is not None else []
     config = yaml.safe_load(asr_train_config.read_text(encoding="utf-8"))
     if not isinstance(config, dict) or "encoder" not in config:
         raise ValueError(f"pack: {asr_train_config} is not an ESPnet training config (no 'encoder' key)")
@@ -108,8 +130,14 @@ def pack_model(
             results_text = Path(results).read_text(encoding="utf-8")
         for option in options or []:
             option_names.append(put(Path(option), f"exp/asr_train/extra/{Path(option).name}"))
+        onnx = None
+        if onnx_files:
+            onnx = {"files": {}, "manifest": yaml.safe_load(onnx_files[0].read_text(encoding="utf-8"))}
+            for path in onnx_files:
+                option_names.append(put(path, f"{LAYOUT['onnx']}/{path.name}"))
+                onnx["files"][f"{LAYOUT['onnx']}/{path.name}"] = path.stat().st_size
         card = model_card(stage / LAYOUT["config"], stage / LAYOUT["model"], results=results_text,
-                          training_data=training_data)
+                          training_data=training_data, onnx=onnx)
         (stage / LAYOUT["readme"]).write_text(card, encoding="utf-8")
         option_names.append(LAYOUT["readme"])
 

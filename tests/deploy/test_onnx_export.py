@@ -299,3 +299,36 @@ def test_streaming_command_and_offline_only_folders(exported_streaming, exported
     proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir",
                            str(exported[1]), "--streaming", good], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no streaming graph (export with --streaming)" in proc.stderr
+
+
+def test_packed_model_carries_its_onnx_files_and_card(exported, tmp_path):
+    import zipfile
+
+    from espnet_summarymixing.publish.loading import resolve_model
+    from espnet_summarymixing.publish.pack import pack_model
+
+    model, onnx_dir = exported
+    model_dir = onnx_dir.parent / "model"
+    zip_path = pack_model(model_dir / "config.yaml", model_dir / "valid.acc.ave.pth", tmp_path / "model.zip",
+                          onnx_dir=onnx_dir)
+    names = zipfile.ZipFile(zip_path).namelist()
+    for name in ("manifest.json", "model.onnx", "model.int8.onnx", "tokens.txt", "feats_stats.npz"):
+        assert f"exp/asr_train/onnx/{name}" in names
+    card = zipfile.ZipFile(zip_path).read("README.md").decode()
+    assert "## Deploying with ONNX" in card and "| `exp/asr_train/onnx/model.int8.onnx` |" in card
+    # the unpacked archive's ONNX folder transcribes without torch, like the exported one
+    resolve_model(str(zip_path), str(tmp_path / "cache"))  # unpacked safely, as transcribe does
+    (unpacked,) = [p.parent for p in (tmp_path / "cache").rglob("exp/asr_train/onnx/manifest.json")]
+    from espnet_summarymixing.deploy.runtime import OnnxRecognizer
+
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    a = OnnxRecognizer(str(unpacked)).log_probs([wave])[0]
+    b = OnnxRecognizer(str(onnx_dir)).log_probs([wave])[0]
+    np.testing.assert_array_equal(a, b)
+    # a folder whose manifest names a missing file is refused before anything is written
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_bytes((onnx_dir / "manifest.json").read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"model.onnx, named by its manifest.json, is missing"):
+        pack_model(model_dir / "config.yaml", model_dir / "valid.acc.ave.pth", tmp_path / "b.zip", onnx_dir=broken)
+    assert not (tmp_path / "b.zip").exists()

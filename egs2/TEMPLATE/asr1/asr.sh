@@ -80,6 +80,8 @@ lang=noinfo
 
 # Packing and upload
 packed_model=model      # ${asr_exp}/${packed_model}.zip
+export_onnx=false       # stage 14 also exports the model to ONNX (${asr_exp}/onnx) and packs it
+onnx_opts=""            # options of python -m espnet_summarymixing.export, e.g. "--quantize int8 --streaming --chunk_size 16"
 hf_repo=""              # user/name on the Hugging Face Hub
 
 help_message=$(cat <<EOF
@@ -91,7 +93,7 @@ ESPnet-style ASR recipe. Stages:
    3 audio formatting into ${dumpdir}/raw        11 training (CPU, one or many GPUs, nodes)
    4 length filtering                        12 decoding (--inference_nj jobs)
    5 token list (char, word or bpe)          13 scoring (WER, CER, TER) and RESULTS.md
- 6-8 language model (--use_lm true)          14 packing (${expdir}/.../model.zip)
+ 6-8 language model (--use_lm true)          14 packing (${expdir}/.../model.zip; --export_onnx true: + ONNX)
                                              15 upload to the Hugging Face Hub (--hf_repo)
 Stage groups that can be skipped (as in ESPnet's asr.sh), on top of --stage and --stop_stage:
   --skip_data_prep (${skip_data_prep}): skip stages 1-5 (data preparation, speed perturbation, formatting, filtering, tokens)
@@ -115,7 +117,7 @@ Options (default):
   --inference_config ("${inference_config}") --inference_args ("${inference_args}")
   --inference_tag ("${inference_tag}") --inference_asr_model (${inference_asr_model}) --inference_lm (${inference_lm})
   --train_set ("${train_set}") --valid_set ("${valid_set}") --test_sets ("${test_sets}") --lang (${lang})
-  --packed_model (${packed_model}) --hf_repo ("${hf_repo}")
+  --packed_model (${packed_model}) --hf_repo ("${hf_repo}") --export_onnx (${export_onnx}) --onnx_opts ("${onnx_opts}")
 Jobs run through \${train_cmd}, \${cuda_cmd} and \${decode_cmd} of cmd.sh (local machine or Slurm).
 EOF
 )
@@ -506,6 +508,14 @@ if ! "${skip_packing}" && run_stage 14; then
     _opts=()
     [ -n "${inference_config}" ] && _opts+=(--inference_config "${inference_config}")
     [ -f "${asr_exp}/RESULTS.md" ] && _opts+=(--results "${asr_exp}/RESULTS.md")
+    if "${export_onnx}"; then
+        log "exporting to ONNX: ${asr_exp}/onnx ${onnx_opts}"
+        # shellcheck disable=SC2086
+        "${python}" -m espnet_summarymixing.export --asr_train_config "${asr_exp}/config.yaml" \
+            --asr_model_file "${asr_exp}/${inference_asr_model}" --out "${asr_exp}/onnx" ${onnx_opts} \
+            || die "stage 14: ONNX export failed (see above); the model is not packed"
+        _opts+=(--onnx_dir "${asr_exp}/onnx")
+    fi
     "${python}" -m espnet_summarymixing.pack --asr_train_config "${asr_exp}/config.yaml" \
         --asr_model_file "${asr_exp}/${inference_asr_model}" "${_opts[@]}" \
         --training_data "$(basename "$(dirname "$(pwd)")") ${train_set_sp}" \
