@@ -3,6 +3,7 @@
     python -m espnet_summarymixing.benchmark                       # full run, CPU or CUDA
     python -m espnet_summarymixing.benchmark --quick --out bench   # seconds, for tests
     python -m espnet_summarymixing.benchmark --streaming           # per-chunk compute over 10 minutes
+    python -m espnet_summarymixing.benchmark --onnx --model exp/asr_train --chunk_sizes 4,16  # onnxruntime vs PyTorch
 
 Every (encoder, length) pair runs in fresh processes, so that the peak memory of one cannot
 hide in another's. Time: the fastest of ``--repeats`` training steps (forward + backward on the
@@ -21,6 +22,12 @@ With ``--long_form``, whole recordings of ``--long_minutes`` transcribed in one 
 encoder, CTC over a ``--vocabulary``-token output, greedy decoding; :mod:`espnet_summarymixing.longform`)
 by ours and ESPnet's self-attention Conformer of equal size: peak resident memory of the process
 and real-time factor, each (system, length) in its own process under ``--memory_limit_gb``.
+
+With ``--onnx``, onnxruntime against PyTorch on the same model, same process, same thread count:
+offline real-time factor (``--onnx_lengths``, float32 and int8 graphs), streaming compute per chunk
+(``--chunk_sizes``), and the file sizes; for the 12 x 256 Conformer (random weights, chunk-trained
+configuration, ``--vocabulary`` tokens) and, with ``--model``, a trained model (offline only unless
+it streams).
 
 Families (equal configuration inside each): ``conformer`` (ESPnet's rel-pos Conformer, ours,
 and ours without its mixing block = the lower bound), ``branchformer`` (ESPnet's with
@@ -453,6 +460,144 @@ def long_form_report(args) -> int:
     return 0
 
 
+def _median_seconds(fn, warmup: int, repeats: int) -> float:
+    import statistics
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _onnx_random_model(args):
+    """The 12 x 256 SummaryMixing Conformer (chunk-trained configuration) with a CTC head, random weights."""
+    from argparse import Namespace
+
+    import torch
+    from espnet2.asr.ctc import CTC
+    from espnet2.asr.espnet_model import ESPnetASRModel
+    from espnet2.asr.frontend.default import DefaultFrontend
+
+    from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
+
+    torch.manual_seed(0)
+    vocab = args.vocabulary
+    tokens = ["<blank>", "<unk>", *[f"t{i}" for i in range(vocab - 3)], "<sos/eos>"]
+    encoder = SummaryMixingConformerEncoder(FEATURES, output_size=args.size, linear_units=4 * args.size,
+                                            num_blocks=args.blocks, macaron_style=True, cnn_module_kernel=args.kernel,
+                                            chunk_conv=True, dynamic_chunk_training=True, chunk_size_range=[1, 25])
+    model = ESPnetASRModel(vocab, tokens, DefaultFrontend(fs=16000, n_fft=512, win_length=400, hop_length=160),
+                           None, None, None, encoder, None, None, CTC(vocab, args.size), None, ctc_weight=1.0)
+    train_args = Namespace(token_list=tokens, token_type="word", encoder="summarymixing_conformer",
+                           normalize=None, frontend_conf={"fs": 16000})
+    return model.eval(), train_args
+
+
+def onnx_report(args) -> int:
+    """onnxruntime vs PyTorch: offline RTF, streaming compute per chunk, file sizes."""
+    import tempfile
+
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from espnet_summarymixing.deploy.export import export_model
+    from espnet_summarymixing.deploy.graphs import chunk_input_frames
+    from espnet_summarymixing.publish.loading import load_asr_model, resolve_model
+    from espnet_summarymixing.streaming.encoder import StreamingEncoder
+
+    threads = args.threads or 2
+    torch.set_num_threads(threads)
+    env = environment("cpu", threads)
+    print(f"# environment: {json.dumps(env)}", flush=True)
+    models = [(f"SummaryMixing Conformer {args.blocks} x {args.size}, random weights", *_onnx_random_model(args))]
+    if args.model:
+        files = resolve_model(args.model)
+        model, train_args = load_asr_model(files["asr_train_config"], files["asr_model_file"])
+        models.insert(0, (args.model, model.eval(), train_args))
+    lengths = [float(v) for v in args.onnx_lengths.split(",") if v]
+    chunks = [int(c) for c in args.chunk_sizes.split(",") if c]
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    rows = [f"| model | input | PyTorch | onnxruntime float32 | onnxruntime int8 | ratio float32 / int8 |",
+            "|---|---|---|---|---|---|"]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model, train_args in models:
+            out = Path(tmp) / f"m{len(results)}"
+            export_model(model, train_args, str(out), {"model": name}, quantize="int8")
+            sizes = {f: (out / f).stat().st_size / 1e6 for f in ("model.onnx", "model.int8.onnx")}
+            sessions = {kind: onnxruntime.InferenceSession(str(out / f), options, providers=["CPUExecutionProvider"])
+                        for kind, f in (("float32", "model.onnx"), ("int8", "model.int8.onnx"))}
+            for seconds in lengths:
+                wave = (0.05 * torch.randn(1, int(seconds * 16000)))
+                lens = torch.tensor([wave.size(1)])
+
+                def pytorch():
+                    with torch.no_grad():
+                        enc, _ = model.encode(wave, lens)
+                        enc = enc[0] if isinstance(enc, tuple) else enc
+                        torch.log_softmax(model.ctc.ctc_lo(enc), dim=-1)
+
+                feed = {"speech": wave.numpy(), "speech_lengths": lens.numpy()}
+                t = {"pytorch": _median_seconds(pytorch, 1, args.repeats)}
+                for kind, session in sessions.items():
+                    t[kind] = _median_seconds(lambda: session.run(None, feed), 1, args.repeats)
+                r = {"model": name, "seconds": seconds, **{k: v / seconds for k, v in t.items()}}
+                results.append(r)
+                rows.append(f"| {name} | {seconds:g} s offline (RTF) | {r['pytorch']:.4f} | {r['float32']:.4f} "
+                            f"| {r['int8']:.4f} | {r['float32'] / r['pytorch']:.2f} / {r['int8'] / r['pytorch']:.2f} |")
+                print(rows[-1], flush=True)
+            encoder = model.encoder
+            if not (encoder.causal_conv or encoder.chunk_conv) or not encoder.dynamic_chunk_training:
+                rows.append(f"| {name} | sizes | {sizes['model.onnx']:.1f} MB float32, "
+                            f"{sizes['model.int8.onnx']:.1f} MB int8 | | | |")
+                continue
+            for chunk in chunks:
+                sdir = Path(tmp) / f"s{len(results)}_{chunk}"
+                export_model(model, train_args, str(sdir), {"model": name}, streaming=True, chunk_size=chunk)
+                manifest = json.loads((sdir / "manifest.json").read_text())["streaming"]
+                session = onnxruntime.InferenceSession(str(sdir / "streaming.onnx"), options,
+                                                       providers=["CPUExecutionProvider"])
+                n_in, step = chunk_input_frames(encoder.embed, chunk), manifest["input_frames_per_chunk"]
+                count = max(20, int(60 / manifest["chunk_seconds"]))  # a minute of stream
+                feats = torch.randn(1, n_in + count * step, FEATURES)
+                stream = StreamingEncoder(encoder, chunk)
+                torch_times, ort_times = [], []
+                state = {s["name"]: np.zeros(s["shape"], dtype=np.float32) for s in manifest["state"]}
+                position = 0
+                for k in range(count):
+                    x = feats[:, k * step:k * step + (n_in if k == 0 else step)]
+                    start = time.perf_counter()
+                    with torch.no_grad():
+                        torch.log_softmax(model.ctc.ctc_lo(stream.accept(x)), dim=-1)
+                    torch_times.append(time.perf_counter() - start)
+                    window = feats[:, k * step:k * step + n_in].numpy()
+                    start = time.perf_counter()
+                    result = session.run(None, {"feats": window, "position": np.array([position]), **state})
+                    ort_times.append(time.perf_counter() - start)
+                    state = dict(zip(state, result[1:]))
+                    position += result[0].shape[1]
+                pt, ot = float(np.median(torch_times[5:])) * 1000, float(np.median(ort_times[5:])) * 1000
+                results.append({"model": name, "chunk": chunk, "pytorch_ms": pt, "onnx_ms": ot})
+                rows.append(f"| {name} | {manifest['chunk_seconds'] * 1000:.0f} ms chunks (ms per chunk) | {pt:.2f} "
+                            f"| {ot:.2f} | - | {ot / pt:.2f} |")
+                print(rows[-1], flush=True)
+            rows.append(f"| {name} | sizes | {sizes['model.onnx']:.1f} MB float32, "
+                        f"{sizes['model.int8.onnx']:.1f} MB int8 | | | |")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "onnx.json").write_text(json.dumps({"environment": env, "results": results}, indent=2) + "\n")
+    (out_dir / "onnx.md").write_text(f"Environment: `{json.dumps(env)}`\n\n" + "\n".join(rows) + "\n")
+    print("\n".join(rows))
+    print(f"results: {out_dir / 'onnx.md'}")
+    return 0
+
+
 def measure_chunk_compute(encoder, chunk_size: int, minutes: float, features: int = FEATURES) -> dict:
     """Stream ``minutes`` of random features; per-chunk compute in the first and last minute."""
     import statistics
@@ -536,6 +681,10 @@ def parse_args(argv=None):
     p.add_argument("--vocabulary", type=int, default=5000, help="--long_form: CTC output tokens")
     p.add_argument("--memory_limit_gb", type=float, default=16.0,
                    help="--long_form: address-space limit of each worker; more is reported as out of memory")
+    p.add_argument("--onnx", action="store_true",
+                   help="onnxruntime vs PyTorch: offline RTF, streaming compute per chunk, file sizes")
+    p.add_argument("--onnx_lengths", default="5,30,120", help="--onnx: offline input lengths in seconds")
+    p.add_argument("--model", help="--onnx: also measure this trained model (zip, exp dir or hub id)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -563,6 +712,8 @@ def main(argv=None) -> int:
         return streaming_report(args)
     if args.long_form:
         return long_form_report(args)
+    if args.onnx:
+        return onnx_report(args)
     families = [f for f in args.families.split(",") if f]
     unknown = sorted(set(families) - {v[0] for v in SYSTEMS.values()})
     if unknown:

@@ -35,7 +35,7 @@ from espnet_summarymixing.deploy.graphs import (
 )
 from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS
 
-__all__ = ["export", "ExportError", "FORMAT_VERSION"]
+__all__ = ["export", "export_model", "ExportError", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 OPSET = 18
@@ -192,7 +192,7 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
     """Export ``model`` (zip, unpacked model, training folder or Hub id), or the model of
     ``asr_train_config`` + ``asr_model_file``, to the folder ``out``; return the manifest's path.
     Raises :class:`ExportError` for a model or option that cannot be exported."""
-    from espnet_summarymixing.publish.loading import load_asr_model, resolve_model, sample_rate
+    from espnet_summarymixing.publish.loading import load_asr_model, resolve_model
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
@@ -212,6 +212,19 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
     else:
         raise ExportError("give a model, or asr_train_config and asr_model_file")
     asr_model, args = load_asr_model(files["asr_train_config"], files["asr_model_file"])
+    source = {"model": str(model), "weights_sha256": _sha256(files["asr_model_file"])}
+    return export_model(asr_model, args, out, source, quantize=quantize, tolerance=tolerance,
+                        streaming=streaming, chunk_size=chunk_size)
+
+
+def export_model(asr_model, args, out: str, source: dict, quantize: Optional[str] = None, tolerance: float = 1e-3,
+                 streaming: bool = False, chunk_size: Optional[int] = None) -> Path:
+    """Export a loaded ESPnet ASR model (``args``: its training arguments: ``token_list``, ``encoder``,
+    ``normalize``, ``frontend_conf``...) to the folder ``out``; ``source`` goes to the manifest."""
+    from espnet_summarymixing.publish.loading import sample_rate
+
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
     asr_model.eval()
     check_exportable(asr_model, streaming=streaming)
     chunk = _chunk_size(asr_model.encoder, chunk_size) if streaming else None  # before anything is written
@@ -222,7 +235,7 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
     onnx_path = out_dir / "model.onnx"
     example = _example(asr_model, rate, (3.0, 2.0))
     dynamic = torch.export.Dim.DYNAMIC  # batch and time: any size (ranges inferred by torch.export)
-    logging.info("exporting %s to %s", model, onnx_path)
+    logging.info("exporting %s to %s", source.get("model"), onnx_path)
     _save(graph, example, onnx_path, ["speech", "speech_lengths"], ["log_probs", "log_probs_lengths"],
           {"speech": {0: dynamic, 1: dynamic}, "lengths": {0: dynamic}})
     difference = _check(graph, onnx_path, asr_model, rate)
@@ -262,9 +275,9 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
         "token_type": getattr(args, "token_type", None),
         "blank_id": 0,
         "vocabulary_size": len(token_list),
-        "encoder": args.encoder,
-        "normalize": args.normalize,
-        "source": {"model": str(model), "weights_sha256": _sha256(files["asr_model_file"])},
+        "encoder": getattr(args, "encoder", None),
+        "normalize": getattr(args, "normalize", None),
+        "source": source,
         "versions": {"torch": torch.__version__, "espnet": espnet.__version__, "onnx": onnx.__version__,
                      "opset": OPSET},
         "streaming": streaming_manifest,

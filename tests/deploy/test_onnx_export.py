@@ -332,3 +332,20 @@ def test_packed_model_carries_its_onnx_files_and_card(exported, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"model.onnx, named by its manifest.json, is missing"):
         pack_model(model_dir / "config.yaml", model_dir / "valid.acc.ave.pth", tmp_path / "b.zip", onnx_dir=broken)
     assert not (tmp_path / "b.zip").exists()
+
+
+def test_wav_scp_in_kaldi_text_out(exported, data, tmp_path):
+    _, onnx_dir = exported
+    scp = data["test"] / "wav.scp"
+    out = tmp_path / "hyp.txt"
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir", str(onnx_dir),
+                           "--wav_scp", str(scp), "--output", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids = [line.split()[0] for line in scp.read_text().splitlines()]
+    assert [line.split(" ", 1)[0] for line in out.read_text().splitlines()] == ids
+    assert "real-time factor" in proc.stderr.splitlines()[-1]
+    (tmp_path / "piped.scp").write_text("utt1 sox a.wav -t wav - |\n")
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir", str(onnx_dir),
+                           "--wav_scp", str(tmp_path / "piped.scp"), "--output", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "piped.scp:1: expected '<utt-id> <audio file>' (no pipes)" in proc.stderr

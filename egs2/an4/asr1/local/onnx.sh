@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The recipe's model through ONNX: export (float32 and int8), then greedy CTC on ${test_set} with
+#   - PyTorch (python -m espnet_summarymixing.stream_decode --full_context: the reference),
+#   - onnxruntime, float32 graph, and int8 graph (python -m espnet_summarymixing.onnx_transcribe),
+# each scored (WER, CER) into ${asr_exp}/decode_*/; the table with real-time factors and file sizes
+# goes to ${asr_exp}/onnx.md. Stages 1-11 must have run (./run.sh --stop_stage 11).
+set -euo pipefail
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (local/onnx.sh) $*"
+}
+SECONDS=0
+
+asr_exp=exp/asr_train_asr_summarymixing_raw_en_char_sp
+asr_model=valid.acc.ave.pth
+test_set=test
+threads=2
+python=python3
+
+help_message="Usage: $0 [--asr_exp ${asr_exp}] [--asr_model ${asr_model}] [--test_set ${test_set}] [--threads ${threads}]"
+. utils/parse_options.sh
+[ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; }
+. ./path.sh
+
+[ -f "${asr_exp}/${asr_model}" ] || { log "Error: ${asr_exp}/${asr_model} not found: run ./run.sh --stop_stage 11 first"; exit 1; }
+data=dump/raw/${test_set}
+[ -f "${data}/wav.scp" ] || { log "Error: ${data}/wav.scp not found: run ./run.sh --stop_stage 4 first"; exit 1; }
+onnx=${asr_exp}/onnx
+if [ ! -f "${onnx}/model.int8.onnx" ]; then
+    log "exporting ${asr_exp}/${asr_model} to ${onnx}"
+    "${python}" -m espnet_summarymixing.export --asr_train_config "${asr_exp}/config.yaml" \
+        --asr_model_file "${asr_exp}/${asr_model}" --out "${onnx}" --quantize int8
+fi
+
+table=${asr_exp}/onnx.md
+{
+    echo "| greedy CTC on ${test_set} | WER | CER | real-time factor (${threads} threads) | model file |"
+    echo "|---|---|---|---|---|"
+} > "${table}"
+for run in pytorch onnx_float32 onnx_int8; do
+    out=${asr_exp}/decode_greedy_ctc_${run}/${test_set}
+    mkdir -p "${out}"
+    log "${run}: ${data}/wav.scp"
+    case ${run} in
+        pytorch)
+            OMP_NUM_THREADS=${threads} "${python}" -m espnet_summarymixing.stream_decode --model "${asr_exp}" \
+                --wav_scp "${data}/wav.scp" --output "${out}/text" --full_context 2> "${out}/decode.log" \
+                || { log "Error: decoding failed, see ${out}/decode.log"; exit 1; }
+            size=$(stat -c %s "${asr_exp}/${asr_model}") ;;
+        onnx_float32|onnx_int8)
+            opts=(); [ "${run}" = onnx_int8 ] && opts=(--int8)
+            "${python}" -m espnet_summarymixing.onnx_transcribe --model_dir "${onnx}" --wav_scp "${data}/wav.scp" \
+                --output "${out}/text" --threads "${threads}" "${opts[@]}" 2> "${out}/decode.log" \
+                || { log "Error: decoding failed, see ${out}/decode.log"; exit 1; }
+            file=model.onnx; [ "${run}" = onnx_int8 ] && file=model.int8.onnx
+            size=$(stat -c %s "${onnx}/${file}") ;;
+    esac
+    tail -n 1 "${out}/decode.log"
+    for m in wer cer; do
+        "${python}" pyscripts/score.py --ref "${data}/text" --hyp "${out}/text" --metric "${m}" \
+            --dataset "decode_greedy_ctc_${run}/${test_set}" --out_dir "${out}/score_${m}" > /dev/null
+    done
+    err() { "${python}" -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['Err']:.1f}\")" "$1"; }
+    rtf=$(sed -n 's/.*real-time factor \([0-9.]*\).*/\1/p' "${out}/decode.log" | tail -n 1)
+    echo "| ${run} | $(err "${out}/score_wer/scores.json") | $(err "${out}/score_cer/scores.json") | ${rtf} | $((size / 1000)) kB |" >> "${table}"
+done
+cat "${table}"
+log "Successfully finished. [elapsed=${SECONDS}s]"
