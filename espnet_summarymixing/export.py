@@ -34,6 +34,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if bool(args.asr_train_config) != bool(args.asr_model_file):
         p.error("--asr_train_config and --asr_model_file go together")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" per op
     with contextlib.redirect_stdout(sys.stderr):  # ESPnet prints notices while importing
         from espnet_summarymixing.deploy.export import ExportError, export
 

@@ -196,11 +196,18 @@ def test_export_refuses_espnet_encoders(tmp_path):
 
 
 def test_export_command_exit_status(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.export", "--model",
-                           str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300)
+    def run(model):
+        return subprocess.run([sys.executable, "-m", "espnet_summarymixing.export", "--model", str(model),
+                               "--out", str(tmp_path / "out"), "--cachedir", str(tmp_path / "cache")],
+                              capture_output=True, text=True, timeout=300)
+
+    proc = run(tmp_path / "missing")
     assert proc.returncode == 2
     assert "error: --model" in proc.stderr and "no such file" in proc.stderr
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 this is not the rest of a zip")
+    proc = run(tmp_path / "broken.zip")
+    assert proc.returncode == 2 and "broken.zip" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 STREAMING_CONF = {"chunk_conv": True, "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}
