@@ -291,6 +291,10 @@ def test_streaming_export_refuses_chunk_sizes_it_was_not_trained_for(exported_st
     with pytest.raises(ExportError, match=r"give --chunk_size, one of 1\.\.8"):
         export(str(model_dir), str(tmp_path / "out"), streaming=True)
     assert not (tmp_path / "out").exists()
+    per_utterance = make_model(tmp_path / "utt", normalize="utterance_mvn", **STREAMING_CONF)
+    with pytest.raises(ExportError, match="normalize=utterance_mvn needs the whole utterance"):
+        export(str(per_utterance), str(tmp_path / "out"), streaming=True, chunk_size=4)
+    assert not (tmp_path / "out").exists()
 
 
 def test_streaming_command_and_offline_only_folders(exported_streaming, exported, data):
