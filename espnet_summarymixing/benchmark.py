@@ -35,6 +35,7 @@ self-attention and with ``fast_selfattn``, ours, cgMLP only) and ``e_branchforme
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -54,6 +55,9 @@ FEATURES = 80
 # system name -> (family, role, encoder name as in an ESPnet config, extra encoder keys)
 SYSTEMS: Dict[str, tuple] = {
     "conformer_selfattn": ("conformer", "baseline", "conformer", {}),
+    # ESPnet's Conformer with plain multi-head attention through PyTorch's SDPA (the attention a GPU
+    # user picks for speed): abs_pos, selfattn, use_sdpa on every layer
+    "conformer_selfattn_sdpa": ("conformer", "baseline_sdpa", "conformer", {}),
     "conformer_summarymixing": ("conformer", "ours", "summarymixing_conformer", {}),
     "conformer_no_mixing": ("conformer", "lower_bound", "summarymixing_conformer", {}),
     "conformer_summarymixing_fast": ("conformer", "variant", "summarymixing_conformer", {"summary_mode": "fast"}),
@@ -69,7 +73,8 @@ SYSTEMS: Dict[str, tuple] = {
 FIELDS = [
     "device", "family", "system", "role", "seconds", "frames", "batch_size", "params", "status",
     "train_step_s", "train_ratio", "peak_memory_mb", "memory_ratio", "rtf", "rtf_ratio",
-    "train_ms_per_frame",
+    "train_ms_per_frame", "train_step_median_s", "rtf_median", "sdpa_train_ratio", "sdpa_memory_ratio",
+    "ops_per_step", "kernels_per_step", "dtype", "compiled",
 ]
 
 
@@ -112,11 +117,16 @@ def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, 
         conf.update(attention_heads=heads, use_flash_attn=False)
         if system == "branchformer_fastformer":
             conf.update(attention_layer_type="fast_selfattn", pos_enc_layer_type="abs_pos")
+        elif role == "baseline_sdpa":
+            conf.update(selfattention_layer_type="selfattn", pos_enc_layer_type="abs_pos")
         else:
             conf.update(rel_pos_type="latest", pos_enc_layer_type="rel_pos")
             key = "selfattention_layer_type" if family == "conformer" else "attention_layer_type"
             conf[key] = "rel_selfattn"
     encoder = classes[name](input_size=FEATURES, **conf, **extra)
+    if role == "baseline_sdpa":
+        for layer in encoder.encoders:
+            layer.self_attn.use_sdpa = True  # ESPnet's MultiHeadedAttention option, not a constructor key
     if role == "lower_bound" and family != "branchformer":  # the Branchformer has use_attn=False
         import torch
 
@@ -164,22 +174,38 @@ def run_worker(spec: dict) -> dict:
     cuda = device.type == "cuda"
     model = build_encoder(spec["system"], spec["size"], spec["blocks"], spec["units"], spec["kernel"],
                           spec["heads"]).to(device)
+    params = sum(p.numel() for p in model.parameters())
+    if spec.get("compile"):
+        model = torch.compile(model)
     frames = int(round(spec["seconds"] * FRAMES_PER_SECOND))
     b = spec["batch_size"]
-    result = {"params": sum(p.numel() for p in model.parameters()), "frames": frames}
+    result = {"params": params, "frames": frames, "batch_size": b}
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.get("dtype", "fp32")]
+
+    def autocast():  # as ESPnet's use_amp: the model stays float32, autocast picks the op dtypes
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
 
     def sync():
         if cuda:
             torch.cuda.synchronize(device)
 
     def train_step():
-        out = model(x, ilens)[0]
-        if isinstance(out, tuple):
-            out = out[0]
+        with autocast():
+            out = model(x, ilens)[0]
+            if isinstance(out, tuple):
+                out = out[0]
         out.float().pow(2).mean().backward()
         model.zero_grad(set_to_none=True)
 
+    def infer():
+        with autocast():
+            return model(x, ilens)
+
     def timed(fn, warmup, repeats):
+        import statistics
+
         for _ in range(warmup):
             fn()
         times = []
@@ -189,7 +215,8 @@ def run_worker(spec: dict) -> dict:
             fn()
             sync()
             times.append(time.perf_counter() - start)
-        return min(times)  # noise on a shared machine only ever adds time
+        # the minimum: noise on a shared machine only ever adds time; the median as well
+        return min(times), statistics.median(times)
 
     memory_phase = spec.get("phase") == "memory"
     try:
@@ -205,23 +232,41 @@ def run_worker(spec: dict) -> dict:
         if memory_phase:  # CPU: one step in a process whose malloc returns freed tensors
             train_step()
         else:
-            result["train_step_s"] = timed(train_step, spec["warmup"], spec["repeats"])
+            result["train_step_s"], result["train_step_median_s"] = timed(train_step, spec["warmup"], spec["repeats"])
         if cuda or memory_phase:
             peak = torch.cuda.max_memory_allocated(device) if cuda else (
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             )
             result["peak_memory_mb"] = max(peak - idle, 0) / 2**20
         if not memory_phase:
+            result.update(_count_ops(train_step, cuda))
             model.eval()
             with torch.inference_mode():
-                infer = timed(lambda: model(x, ilens), spec["warmup"], spec["repeats"])
-            result["rtf"] = infer / (b * spec["seconds"])
+                fastest, median = timed(infer, spec["warmup"], spec["repeats"])
+            result["rtf"] = fastest / (b * spec["seconds"])
+            result["rtf_median"] = median / (b * spec["seconds"])
         result["status"] = "ok"
     except Exception as err:  # out of memory is a result, anything else is a bug
         if not _is_oom(err):
             raise
         result["status"] = "out_of_memory"
     return result
+
+
+def _count_ops(step, cuda: bool) -> dict:
+    """ATen operator calls (nested calls included) and, on CUDA, GPU kernels of one call of ``step``,
+    from torch.profiler."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+    events = prof.events()
+    counts = {"ops_per_step": sum(1 for e in events if e.name.startswith("aten::"))}
+    if cuda:
+        counts["kernels_per_step"] = sum(1 for e in events if e.device_type == DeviceType.CUDA)
+    return counts
 
 
 # glibc's malloc raises its mmap threshold each time a large block is freed, after which
@@ -268,8 +313,12 @@ def _ratio(value, base) -> Optional[float]:
 def add_ratios(rows: List[dict]) -> None:
     """Fill the ratio columns against the family's baseline at the same length."""
     base = {(r["family"], r["seconds"]): r for r in rows if r["role"] == "baseline" and r["status"] == "ok"}
+    sdpa = {(r["family"], r["seconds"]): r for r in rows if r["role"] == "baseline_sdpa" and r["status"] == "ok"}
     for r in rows:
         b = base.get((r["family"], r["seconds"]), {})
+        q = sdpa.get((r["family"], r["seconds"]), {})
+        r["sdpa_train_ratio"] = _ratio(r.get("train_step_s"), q.get("train_step_s"))
+        r["sdpa_memory_ratio"] = _ratio(r.get("peak_memory_mb"), q.get("peak_memory_mb"))
         r["train_ratio"] = _ratio(r.get("train_step_s"), b.get("train_step_s"))
         r["memory_ratio"] = _ratio(r.get("peak_memory_mb"), b.get("peak_memory_mb"))
         r["rtf_ratio"] = _ratio(r.get("rtf"), b.get("rtf"))
@@ -283,15 +332,20 @@ def _fmt(value, spec="{:.3f}") -> str:
 
 def format_table(rows: List[dict]) -> str:
     """Markdown table of every measurement, with ratios against the baseline."""
-    lines = ["| family | system | length (s) | params (M) | train step (s) | ×base | peak mem (MB) | ×base "
-             "| RTF | ×base | status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| family | system | length (s) | batch | params (M) | train step (s), min / median | ×base | ×sdpa "
+             "| peak mem (MB) | ×base | ×sdpa | RTF | ×base | ATen ops / kernels per step | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        kernels = f" / {r['kernels_per_step']}" if r.get("kernels_per_step") not in (None, "") else ""
         lines.append(
-            f"| {r['family']} | {r['system']} | {r['seconds']:g} "
+            f"| {r['family']} | {r['system']} | {r['seconds']:g} | {r.get('batch_size', '-')} "
             f"| {_fmt(r['params'] / 1e6 if r.get('params') else None, '{:.2f}')} "
-            f"| {_fmt(r.get('train_step_s'))} | {_fmt(r.get('train_ratio'), '{:.2f}')} "
+            f"| {_fmt(r.get('train_step_s'))} / {_fmt(r.get('train_step_median_s'))} "
+            f"| {_fmt(r.get('train_ratio'), '{:.2f}')} | {_fmt(r.get('sdpa_train_ratio'), '{:.2f}')} "
             f"| {_fmt(r.get('peak_memory_mb'), '{:.0f}')} | {_fmt(r.get('memory_ratio'), '{:.2f}')} "
-            f"| {_fmt(r.get('rtf'), '{:.4f}')} | {_fmt(r.get('rtf_ratio'), '{:.2f}')} | {r['status']} |"
+            f"| {_fmt(r.get('sdpa_memory_ratio'), '{:.2f}')} "
+            f"| {_fmt(r.get('rtf'), '{:.4f}')} | {_fmt(r.get('rtf_ratio'), '{:.2f}')} "
+            f"| {_fmt(r.get('ops_per_step'), '{:,}')}{kernels} | {r['status']} |"
         )
     return "\n".join(lines)
 
@@ -310,6 +364,9 @@ def target_report(rows: List[dict]) -> List[str]:
         check(f"train step vs self-attention at {seconds} s", get.get((ours, seconds), {}).get("train_ratio"), limit)
     for seconds, limit in ((60, 0.6), (120, 0.35)):
         check(f"peak memory vs self-attention at {seconds} s", get.get((ours, seconds), {}).get("memory_ratio"), limit)
+    if any(str(r.get("device", "")).startswith("cuda") for r in rows):  # the GPU targets (issue 16)
+        check("train step vs SDPA MHSA at 20 s", get.get((ours, 20), {}).get("sdpa_train_ratio"), 0.65)
+        check("peak memory vs SDPA MHSA at 10 s", get.get((ours, 10), {}).get("sdpa_memory_ratio"), 0.6)
     short, long_ = get.get((ours, 5)), get.get((ours, 120))
     if short and long_:
         check("time per frame at 120 s vs 5 s", long_["train_ms_per_frame"] / short["train_ms_per_frame"], 1.15)
@@ -330,7 +387,7 @@ def plot(rows: List[dict], path: Path) -> None:
     panels = [("train_step_s", "training step (s)"), ("peak_memory_mb", "peak memory (MB)"), ("rtf", "inference RTF")]
     families = list(dict.fromkeys(r["family"] for r in rows))
     fig, axes = plt.subplots(len(families), 3, figsize=(15, 4 * len(families)), squeeze=False)
-    styles = {"baseline": "-o", "ours": "-s", "lower_bound": ":^", "alternative": "--d", "variant": "-.x"}
+    styles = {"baseline": "-o", "baseline_sdpa": "--o", "ours": "-s", "lower_bound": ":^", "alternative": "--d", "variant": "-.x"}
     for i, family in enumerate(families):
         for j, (key, label) in enumerate(panels):
             ax = axes[i][j]
@@ -655,6 +712,12 @@ def parse_args(argv=None):
     p.add_argument("--systems", default="", help="comma-separated systems (default: all of the families)")
     p.add_argument("--lengths", default="5,10,20,30,60,120", help="utterance lengths in seconds")
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--audio_per_step", type=float, default=0.0,
+                   help="seconds of audio per step: batch = audio_per_step // length, as ESPnet's numel "
+                        "batching (overrides --batch-size; 1920 as in ESPnet's large-batch GPU training)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="bf16/fp16: the step under torch.autocast, as ESPnet's use_amp")
+    p.add_argument("--compile", action="store_true", help="torch.compile each encoder before timing")
     p.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0 = torch's default)")
     p.add_argument("--size", type=int, default=256, help="output_size D")
@@ -740,13 +803,16 @@ def main(argv=None) -> int:
         csv.DictWriter(f, FIELDS).writeheader()
     for k, (seconds, system) in enumerate(((s, m) for s in lengths for m in systems), 1):
         family, role = SYSTEMS[system][:2]
-        spec = dict(system=system, seconds=seconds, batch_size=args.batch_size, device=args.device,
+        batch = max(1, int(args.audio_per_step // seconds)) if args.audio_per_step else args.batch_size
+        spec = dict(system=system, seconds=seconds, batch_size=batch, device=args.device, dtype=args.dtype,
+                    compile=args.compile,
                     threads=args.threads, size=args.size, blocks=args.blocks, units=args.units,
                     kernel=args.kernel, heads=args.heads, warmup=args.warmup, repeats=args.repeats)
         start = time.time()
         result = _spawn(spec, args.timeout)
         row = dict(device=args.device, family=family, system=system, role=role, seconds=seconds,
-                   batch_size=args.batch_size, frames=int(round(seconds * FRAMES_PER_SECOND)))
+                   batch_size=batch, frames=int(round(seconds * FRAMES_PER_SECOND)), dtype=args.dtype,
+                   compiled=args.compile)
         row.update(result)
         rows.append(row)
         summary = (f"train {row['train_step_s']:.3f} s/step, peak {row['peak_memory_mb']:.0f} MB, RTF {row['rtf']:.4f}"

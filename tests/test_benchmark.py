@@ -40,6 +40,12 @@ def test_quick_run_measures_every_system_at_every_length(quick_run):
             assert float(r["train_ratio"]) == float(r["memory_ratio"]) == float(r["rtf_ratio"]) == 1.0
     total = 2 * len(benchmark.SYSTEMS)
     assert f"[{total}/{total}]" in stdout  # progress, one line per measurement
+    ops = {(r["system"], r["seconds"]): int(r["ops_per_step"]) for r in rows}
+    for seconds in ("1.0", "2.0"):  # the profiler counts what runs: the mixing block adds operators
+        assert ops[("conformer_summarymixing", seconds)] > ops[("conformer_no_mixing", seconds)] > 0
+    sdpa = [r for r in rows if r["system"] == "conformer_summarymixing"]
+    assert all(float(r["sdpa_train_ratio"]) > 0 and float(r["train_step_median_s"]) >= float(r["train_step_s"])
+               for r in sdpa)
 
 
 def test_quick_run_writes_table_plot_and_environment(quick_run):
@@ -51,6 +57,26 @@ def test_quick_run_writes_table_plot_and_environment(quick_run):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     env = json.loads((out / "environment.json").read_text())
     assert {"python", "torch", "device", "threads", "cpu_count"} <= set(env)
+
+
+def test_autocast_and_audio_per_step(tmp_path):
+    spec = dict(system="conformer_summarymixing", seconds=1, batch_size=3, device="cpu", threads=1, size=16,
+                blocks=1, units=16, kernel=3, heads=2, warmup=0, repeats=2, dtype="bf16")
+    result = benchmark.run_worker(spec)
+    assert result["status"] == "ok" and result["batch_size"] == 3 and result["ops_per_step"] > 0
+    assert benchmark.main(["--audio_per_step", "2.5", "--lengths", "1", "--systems", "conformer_selfattn_sdpa",
+                           "--size", "16", "--blocks", "1", "--units", "16", "--kernel", "3", "--heads", "2",
+                           "--repeats", "1", "--no-plot", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "results.md").read_text()
+    assert "| conformer | conformer_selfattn_sdpa | 1 | 2 |" in table  # 2.5 s of audio: two 1-s utterances
+
+
+def test_onnx_mode_measures_both_runtimes(tmp_path, capsys):
+    assert benchmark.main(["--onnx", "--size", "16", "--blocks", "1", "--kernel", "3", "--vocabulary", "20",
+                           "--onnx_lengths", "1", "--chunk_sizes", "2", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "onnx.md").read_text()
+    assert "| 1 s offline (RTF) |" in table and "| 80 ms chunks (ms per chunk) |" in table
+    assert "MB float32" in table and "MB int8" in table
 
 
 def test_out_of_memory_is_a_result_not_a_crash():
@@ -67,11 +93,13 @@ def test_ratios_and_targets_from_rows():
                     rtf=step / seconds if step else None)
 
     rows = [row("conformer_selfattn", 20, 2.0, 100.0), row("conformer_summarymixing", 20, 1.0, 40.0),
+            row("conformer_selfattn_sdpa", 20, 1.25, 50.0),
             row("conformer_no_mixing", 20, 0.8, 30.0), row("conformer_selfattn", 60, None, None, "out_of_memory"),
             row("conformer_summarymixing", 60, 3.0, 120.0)]
     benchmark.add_ratios(rows)
     assert rows[1]["train_ratio"] == 0.5 and rows[1]["memory_ratio"] == 0.4
-    assert rows[4]["train_ratio"] is None  # no baseline at 60 s: no ratio, no crash
+    assert rows[1]["sdpa_train_ratio"] == 0.8 and rows[1]["sdpa_memory_ratio"] == 0.8
+    assert rows[5]["train_ratio"] is None  # no baseline at 60 s: no ratio, no crash
     report = benchmark.target_report(rows)
     assert "train step vs self-attention at 20 s: 0.50 (target <= 0.75) met" in report
     assert "train step vs no-mixing lower bound at 20 s: 1.25 (target <= 1.1) MISSED" in report
