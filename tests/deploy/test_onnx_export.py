@@ -101,6 +101,12 @@ def test_int8_graph_is_smaller_and_close(exported, data):
     for a, b in zip(full, int8):
         assert a.shape == b.shape
         assert np.abs(np.exp(a) - np.exp(b)).max() < 0.5  # posteriors move, they are not garbage
+    # the front end stays float32: an 8-bit Fourier basis ruined the features (AN4 WER 12.2 -> 93.8)
+    import onnx
+
+    graph = onnx.load(str(onnx_dir / "model.int8.onnx")).graph
+    kept = {i.name: i.data_type for i in graph.initializer if i.name.startswith("features.")}
+    assert kept.get("features.basis") == onnx.TensorProto.FLOAT and kept.get("features.melmat") == onnx.TensorProto.FLOAT
 
 
 # The runtime must run where torch and ESPnet are not installed: they are made unimportable.

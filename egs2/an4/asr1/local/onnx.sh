@@ -46,7 +46,7 @@ for run in pytorch onnx_float32 onnx_int8; do
             OMP_NUM_THREADS=${threads} "${python}" -m espnet_summarymixing.stream_decode --model "${asr_exp}" \
                 --wav_scp "${data}/wav.scp" --output "${out}/text" --full_context 2> "${out}/decode.log" \
                 || { log "Error: decoding failed, see ${out}/decode.log"; exit 1; }
-            size=$(stat -c %s "${asr_exp}/${asr_model}") ;;
+            size=$(stat -L -c %s "${asr_exp}/${asr_model}") ;;
         onnx_float32|onnx_int8)
             opts=(); [ "${run}" = onnx_int8 ] && opts=(--int8)
             "${python}" -m espnet_summarymixing.onnx_transcribe --model_dir "${onnx}" --wav_scp "${data}/wav.scp" \
