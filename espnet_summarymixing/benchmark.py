@@ -436,14 +436,24 @@ def environment(device: str, threads: int) -> dict:
 LONG_FORM_SYSTEMS = ("conformer_summarymixing", "conformer_selfattn")
 
 
+def ctc_model(encoder, vocabulary: int, size: int):
+    """An ESPnet ASR model around ``encoder``: ESPnet's default 16 kHz front end (25 ms / 10 ms), no
+    normalisation, a CTC head over ``vocabulary`` placeholder tokens; returns (model, tokens)."""
+    from espnet2.asr.ctc import CTC
+    from espnet2.asr.espnet_model import ESPnetASRModel
+    from espnet2.asr.frontend.default import DefaultFrontend
+
+    tokens = ["<blank>", "<unk>", *[f"t{i}" for i in range(vocabulary - 3)], "<sos/eos>"]
+    model = ESPnetASRModel(vocabulary, tokens, DefaultFrontend(fs=16000, n_fft=512, win_length=400, hop_length=160),
+                           None, None, None, encoder, None, None, CTC(vocabulary, size), None, ctc_weight=1.0)
+    return model, tokens
+
+
 def long_form_worker(spec: dict) -> dict:
     """Transcribe ``spec["minutes"]`` of audio in one pass in this process: peak memory and RTF."""
     from argparse import Namespace
 
     import torch
-    from espnet2.asr.ctc import CTC
-    from espnet2.asr.espnet_model import ESPnetASRModel
-    from espnet2.asr.frontend.default import DefaultFrontend
 
     from espnet_summarymixing.longform.recognizer import LongFormRecognizer
 
@@ -452,11 +462,8 @@ def long_form_worker(spec: dict) -> dict:
     torch.manual_seed(0)
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
-    vocab = spec["vocabulary"]
-    tokens = ["<blank>", "<unk>", *[f"t{i}" for i in range(vocab - 3)], "<sos/eos>"]
     encoder = build_encoder(spec["system"], spec["size"], spec["blocks"], spec["units"], spec["kernel"], spec["heads"])
-    model = ESPnetASRModel(vocab, tokens, DefaultFrontend(fs=16000, n_fft=512, win_length=400, hop_length=160),
-                           None, None, None, encoder, None, None, CTC(vocab, spec["size"]), None, ctc_weight=1.0)
+    model, tokens = ctc_model(encoder, spec["vocabulary"], spec["size"])
     recognizer = LongFormRecognizer(model, Namespace(token_list=tokens, token_type="word", bpemodel=None), 16000,
                                     decoding="greedy", timestamps=False)
     seconds = spec["minutes"] * 60
@@ -535,20 +542,14 @@ def _onnx_random_model(args):
     from argparse import Namespace
 
     import torch
-    from espnet2.asr.ctc import CTC
-    from espnet2.asr.espnet_model import ESPnetASRModel
-    from espnet2.asr.frontend.default import DefaultFrontend
 
     from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
 
     torch.manual_seed(0)
-    vocab = args.vocabulary
-    tokens = ["<blank>", "<unk>", *[f"t{i}" for i in range(vocab - 3)], "<sos/eos>"]
     encoder = SummaryMixingConformerEncoder(FEATURES, output_size=args.size, linear_units=4 * args.size,
                                             num_blocks=args.blocks, macaron_style=True, cnn_module_kernel=args.kernel,
                                             chunk_conv=True, dynamic_chunk_training=True, chunk_size_range=[1, 25])
-    model = ESPnetASRModel(vocab, tokens, DefaultFrontend(fs=16000, n_fft=512, win_length=400, hop_length=160),
-                           None, None, None, encoder, None, None, CTC(vocab, args.size), None, ctc_weight=1.0)
+    model, tokens = ctc_model(encoder, args.vocabulary, args.size)
     train_args = Namespace(token_list=tokens, token_type="word", encoder="summarymixing_conformer",
                            normalize=None, frontend_conf={"fs": 16000})
     return model.eval(), train_args

@@ -82,6 +82,14 @@ def _manifest(root: Path, graph: str) -> dict:
     return manifest
 
 
+def _load_common(recognizer, root: Path, graph: str) -> None:
+    """What both recognisers read from an export folder: manifest, sample rate, tokens, blank id."""
+    recognizer.manifest = _manifest(root, graph)
+    recognizer.rate = int(recognizer.manifest["sample_rate"])
+    recognizer.tokens = (root / recognizer.manifest["token_list"]).read_text(encoding="utf-8").splitlines()
+    recognizer.blank = int(recognizer.manifest.get("blank_id", 0))
+
+
 class OnnxRecognizer:
     """An exported model folder, loaded once: ``recognizer([wave, ...]) -> [text, ...]``.
 
@@ -94,10 +102,7 @@ class OnnxRecognizer:
     def __init__(self, model_dir: str, int8: bool = False, threads: Optional[int] = None):
         root = Path(model_dir)
         graph = "offline_int8" if int8 else "offline"
-        self.manifest = _manifest(root, graph)
-        self.rate = int(self.manifest["sample_rate"])
-        self.tokens = (root / self.manifest["token_list"]).read_text(encoding="utf-8").splitlines()
-        self.blank = int(self.manifest.get("blank_id", 0))
+        _load_common(self, root, graph)
         self.session = _session(root / self.manifest["graphs"][graph], threads)
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> List[np.ndarray]:
@@ -130,11 +135,8 @@ class OnnxStreamingRecognizer:
 
     def __init__(self, model_dir: str, threads: Optional[int] = None):
         root = Path(model_dir)
-        self.manifest = _manifest(root, "streaming")
+        _load_common(self, root, "streaming")
         stream = self.manifest["streaming"]
-        self.rate = int(self.manifest["sample_rate"])
-        self.tokens = (root / self.manifest["token_list"]).read_text(encoding="utf-8").splitlines()
-        self.blank = int(self.manifest.get("blank_id", 0))
         self.features = _session(root / self.manifest["graphs"]["features"], threads)
         self.step = _session(root / self.manifest["graphs"]["streaming"], threads)
         self.n_fft, self.hop = int(stream["n_fft"]), int(stream["hop_length"])
