@@ -426,10 +426,10 @@ class SummaryMixingEncoderBase(AbsEncoder):
             return int(torch.randint(low, high + 1, (1,)).item())
         return 0 if self.training else self.decode_chunk_size
 
-    def _run(self, module, *args):
+    def _run(self, module, *args, **kwargs):
         if self.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
+            return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False, **kwargs)
+        return module(*args, **kwargs)
 
     def forward(
         self,
@@ -467,14 +467,17 @@ class SummaryMixingEncoderBase(AbsEncoder):
 
         chunk = self._chunk_size()
         extra = (chunk,) if chunk else ()  # only chunk-capable layers ever get a chunk size
+        valid = None  # the mask as (B, T', 1) 0/1 in the frames' dtype, built once for all layers
         intermediate_outs = []
         for idx, layer in enumerate(self.encoders):
             if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:
                 continue
+            if valid is None or valid.dtype != xs_pad.dtype:
+                valid = masks.transpose(1, 2).to(xs_pad.dtype)
             if idx + 1 in self.gradient_checkpoint_layers:
-                xs_pad = self._run(layer, xs_pad, masks, *extra)
+                xs_pad = self._run(layer, xs_pad, masks, *extra, valid=valid)
             else:
-                xs_pad = layer(xs_pad, masks, *extra)
+                xs_pad = layer(xs_pad, masks, *extra, valid=valid)
             if return_all_hs:
                 intermediate_outs.append(xs_pad)
             elif idx + 1 in self.interctc_layer_idx:
@@ -493,6 +496,7 @@ class SummaryMixingEncoderBase(AbsEncoder):
                     xs_pad, masks, _ = trim_by_ctc_posterior(
                         xs_pad, ctc.softmax(encoder_out), masks
                     )
+                    valid = None
 
         if self.after_norm is not None:
             xs_pad = self.after_norm(xs_pad)

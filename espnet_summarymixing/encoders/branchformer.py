@@ -84,17 +84,18 @@ class _BranchformerLayer(torch.nn.Module):
         else:
             self.merge_proj = torch.nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0,
+                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
         coeff = 1.0
         if self.training and self.stochastic_depth_rate > 0:
             if torch.rand(1).item() < self.stochastic_depth_rate:
                 return x
             coeff = 1.0 / (1.0 - self.stochastic_depth_rate)
-        valid = _masked.valid_frames(mask, x.dtype)
+        valid = _masked.valid_frames(mask, x.dtype) if valid is None else valid  # (B, T, 1)
         x1 = x2 = None
         if self.summary_mixing is not None:
-            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size, valid=valid)
         if self.cgmlp is not None:
             x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
                                chunk_size if self.chunk_conv else 0)

@@ -72,7 +72,8 @@ class _ConformerLayer(torch.nn.Module):
         x = x + scale * self.dropout(fn(y))
         return x if self.normalize_before else norm(x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0,
+                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D).
 
         ``chunk_size`` > 0 makes the summary chunk-causal (each frame sees the utterance up to
@@ -84,10 +85,10 @@ class _ConformerLayer(torch.nn.Module):
             if torch.rand(1).item() < self.stochastic_depth_rate:
                 return x
             coeff = 1.0 / (1.0 - self.stochastic_depth_rate)
-        valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
+        valid = _masked.valid_frames(mask, x.dtype) if valid is None else valid  # (B, T, 1)
 
         def mix(y):
-            return self.summary_mixing(y, mask, chunk_size=chunk_size)
+            return self.summary_mixing(y, mask, chunk_size=chunk_size, valid=valid)
 
         def conv(y):
             return _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv,

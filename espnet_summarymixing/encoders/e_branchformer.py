@@ -59,14 +59,15 @@ class _EBranchformerLayer(torch.nn.Module):
         )
         self.merge_proj = torch.nn.Linear(2 * size, size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0,
+                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
-        valid = _masked.valid_frames(mask, x.dtype)  # (B, T, 1)
+        valid = _masked.valid_frames(mask, x.dtype) if valid is None else valid  # (B, T, 1)
 
         def branches(x):
             x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
                                chunk_size if self.chunk_conv else 0)
-            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size)
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size, valid=valid)
             return x1, x2
 
         def fuse(x_concat):

@@ -232,8 +232,26 @@ class SummaryMixing(torch.nn.Module):
             f = fs[:, :, :, 0].reshape(b, t, self.hidden_units)  # (B, T, U)
             s = fs[:, :, :, 1].reshape(b, t, self.hidden_units)  # (B, T, U)
             return f, s
+        if self.mode == "mixing" and self.heads == 1:
+            return self._paired_branches(x)
         f = self.local_proj(x) if self.mode == "mixing" else None  # (B, T, U)
         return f, self.summary_proj(x)  # (B, T, U) or (B, T, D) for lite
+
+    def _paired_branches(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """F and S of the ``mixing`` cell (one group) as two GEMMs instead of four, on the same
+        parameters: one projection of x to both hidden layers, then both output layers as one
+        batched product. Forward and backward launch half the matrix products of two separate MLPs
+        (same FLOPs: on a CPU the time is the same, on a GPU there are fewer, larger kernels)."""
+        (f1, act, f2, _), (s1, _, s2, _) = self.local_proj, self.summary_proj
+        u = self.hidden_units
+        hidden = act(torch.nn.functional.linear(
+            x, torch.cat([f1.weight, s1.weight]), torch.cat([f1.bias, s1.bias])))  # (B, T, 2U)
+        b, t, _ = hidden.shape
+        hidden = hidden.view(b * t, 2, u).transpose(0, 1)  # (2, B T, U): [f; s], strided views
+        weight = torch.stack([f2.weight, s2.weight]).transpose(1, 2)  # (2, U, U)
+        bias = torch.stack([f2.bias, s2.bias]).unsqueeze(1)  # (2, 1, U)
+        f, s = act(torch.baddbmm(bias, hidden, weight)).unbind(0)  # (B T, U) each
+        return f.view(b, t, u), s.view(b, t, u)
 
     def _combine(
         self, f: Optional[torch.Tensor], summary: torch.Tensor, valid: torch.Tensor
@@ -248,14 +266,16 @@ class SummaryMixing(torch.nn.Module):
         """
         if self.summary_norm is not None:
             summary = self.summary_norm(summary)
-        summary = self.dropout(summary)
+        if self.dropout_rate:
+            summary = self.dropout(summary)
         if self.mode == "lite":
             return summary * valid  # (B, T, D): the only T-sized tensor is the output
         if self.local_norm is not None:
             f = self.local_norm(f)
-        f = self.dropout(f)
+        if self.dropout_rate:
+            f = self.dropout(f)
         u = self.hidden_units
-        w_local, w_summary = self.combiner.weight[:, :u], self.combiner.weight[:, u:]
+        w_local, w_summary = self.combiner.weight.split(u, dim=1)  # one backward op, not two slices
         # Summary half once per utterance (or chunk), used as a per-utterance bias.
         bias = torch.nn.functional.linear(summary, w_summary, self.combiner.bias)
         y = torch.nn.functional.linear(f, w_local) + bias  # (B, T, D)
@@ -267,6 +287,7 @@ class SummaryMixing(torch.nn.Module):
         x: torch.Tensor,
         mask: Optional[torch.Tensor] = None,
         chunk_size: int = 0,
+        valid: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Mix the frames of each utterance.
 
@@ -277,6 +298,9 @@ class SummaryMixing(torch.nn.Module):
             chunk_size (int): 0 (default) for full context. A positive value c makes the
                 summary chunk-causal: frame t sees the mean over all valid frames up to the
                 end of its own chunk of c frames (cumulative sums, linear in T).
+            valid (Optional[torch.Tensor]): The same mask as a (B, T, 1) tensor of 0/1 in x's
+                dtype, when the caller already has it (an encoder builds it once for all its
+                layers); ``mask`` is then not read.
 
         Returns:
             torch.Tensor: Output frames (B, T, D), zero at padded frames.
@@ -288,7 +312,10 @@ class SummaryMixing(torch.nn.Module):
         if chunk_size < 0:
             raise ValueError(f"chunk_size={chunk_size} must be 0 (full context) or positive")
         b, t, _ = x.shape
-        valid = self._valid(mask, b, t, x)  # (B, T, 1) in x's dtype
+        if valid is None:
+            valid = self._valid(mask, b, t, x)  # (B, T, 1) in x's dtype
+        elif valid.shape != (b, t, 1):
+            raise ValueError(f"valid must have shape ({b}, {t}, 1) to match x, got {tuple(valid.shape)}")
         f, s = self._branches(x)
         if (chunk_size == 0 or chunk_size >= t) and (0 < self.summary_window < t - 1 or self.summary_segments):
             return self._combine(f, self._windowed(s, valid, *self._spans(t, s.device)), valid)

@@ -281,6 +281,41 @@ def test_mask_accepts_two_dims_and_none_means_all_valid():
     torch.testing.assert_close(cell(x, None), cell(x, full))
 
 
+def test_a_given_validity_tensor_replaces_the_mask():
+    cell = SummaryMixing(8).eval()
+    x = torch.randn(2, 5, 8)
+    mask = _mask([5, 3], 5)
+    valid = mask.transpose(1, 2).float()  # (B, T, 1)
+    torch.testing.assert_close(cell(x, None, valid=valid), cell(x, mask))
+    with pytest.raises(ValueError, match=r"valid must have shape \(2, 5, 1\)"):
+        cell(x, mask, valid=valid.squeeze(-1))
+
+
+@pytest.mark.parametrize("branch_norm", [True, False])
+def test_paired_branches_equal_the_two_mlps_in_gradients_too(branch_norm):
+    # The one-group mixing cell runs F and S as two fused GEMMs; the gradients of every parameter
+    # and of the input must be those of the two separate MLPs (the modules a checkpoint holds).
+    torch.manual_seed(9)
+    cell = SummaryMixing(8, hidden_units=12, branch_norm=branch_norm)
+    x = torch.randn(3, 7, 8, requires_grad=True)
+    mask = _mask([7, 4, 2], 7)
+    target = torch.randn(3, 7, 8)
+
+    def grads(y):
+        cell.zero_grad(set_to_none=True)
+        x.grad = None
+        ((y - target) ** 2).sum().backward()
+        return {"x": x.grad.clone(), **{n: p.grad.clone() for n, p in cell.named_parameters()}}
+
+    fused = grads(cell(x, mask))
+    valid = mask.transpose(1, 2).float()
+    summary = (cell.summary_proj(x) * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True)
+    separate = grads(cell._combine(cell.local_proj(x), summary, valid))
+    assert fused.keys() == separate.keys()
+    for name in fused:
+        torch.testing.assert_close(fused[name], separate[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
 def test_linear_in_time_a_long_sequence_fits():
     # A T x T score matrix for 200k frames would need 160 GB; the cell needs a few MB.
     cell = SummaryMixing(4, hidden_units=4).eval()

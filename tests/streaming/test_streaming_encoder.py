@@ -122,9 +122,9 @@ def test_dynamic_chunk_training_draws_chunks_in_range(monkeypatch):
     cell = type(enc.encoders[0].summary_mixing)
     original = cell.forward
 
-    def spy(self, x, mask=None, chunk_size=0):
+    def spy(self, x, mask=None, chunk_size=0, valid=None):
         seen.append(chunk_size)
-        return original(self, x, mask, chunk_size)
+        return original(self, x, mask, chunk_size, valid)
 
     monkeypatch.setattr(cell, "forward", spy)
     torch.manual_seed(0)
