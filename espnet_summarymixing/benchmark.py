@@ -62,6 +62,9 @@ SYSTEMS: Dict[str, tuple] = {
     "conformer_no_mixing": ("conformer", "lower_bound", "summarymixing_conformer", {}),
     "conformer_summarymixing_fast": ("conformer", "variant", "summarymixing_conformer", {"summary_mode": "fast"}),
     "conformer_summarymixing_lite": ("conformer", "variant", "summarymixing_conformer", {"summary_mode": "lite"}),
+    # the cell recomputed in the backward pass: the memory it saves and the time it costs
+    "conformer_summarymixing_recompute": ("conformer", "variant", "summarymixing_conformer",
+                                          {"summary_recompute": True}),
     "branchformer_selfattn": ("branchformer", "baseline", "branchformer", {}),
     "branchformer_fastformer": ("branchformer", "alternative", "branchformer", {}),
     "branchformer_summarymixing": ("branchformer", "ours", "summarymixing_branchformer", {}),

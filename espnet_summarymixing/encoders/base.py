@@ -71,6 +71,7 @@ _CELL_KEYS = {
     "activation": "summary_activation",
     "dropout_rate": "summary_dropout_rate",
     "branch_norm": "summary_branch_norm",
+    "recompute": "summary_recompute",
     "size": "output_size",
 }
 #: Keys that only configure self-attention: accepted (a stock ESPnet config runs with only
@@ -115,6 +116,8 @@ summary_branch_norm (Optional[bool]): LayerNorm on the cell's branches; None (de
     follows the published cell of ``summary_mode``: on in ``mixing``, off in ``lite``
     and ``fast`` (see ``SummaryMixing``).
 summary_dropout_rate (float): Dropout before the combiner (default 0.0, the paper).
+summary_recompute (bool): Recompute each cell in the backward pass instead of keeping its
+    activations (default False): less training memory, a little more time.
 attention_heads (Optional[int]): Accepted for config compatibility, no effect (warned).
 attention_dropout_rate (Optional[float]): Accepted for config compatibility, no effect.
 rel_pos_type (Optional[str]): Accepted for config compatibility, no effect.
@@ -295,7 +298,7 @@ class SummaryMixingEncoderBase(AbsEncoder):
         cell_options = dict(
             hidden_units=args["summary_hidden_units"], heads=args["summary_heads"], mode=args["summary_mode"],
             activation=args["summary_activation"], branch_norm=args["summary_branch_norm"],
-            dropout_rate=args["summary_dropout_rate"],
+            dropout_rate=args["summary_dropout_rate"], recompute=args["summary_recompute"],
         )
         build_cell(args["output_size"], **cell_options)  # raises before anything large is built
         self._setup_chunks(args)

@@ -225,6 +225,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         summary_activation: str = "swish",
         summary_branch_norm: Optional[bool] = None,
         summary_dropout_rate: float = 0.0,
+        summary_recompute: bool = False,
         attention_heads: Optional[int] = None,
         attention_dropout_rate: Optional[float] = None,
         selfattention_layer_type: Optional[str] = None,

@@ -316,6 +316,32 @@ def test_paired_branches_equal_the_two_mlps_in_gradients_too(branch_norm):
         torch.testing.assert_close(fused[name], separate[name], atol=1e-5, rtol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_recompute_keeps_outputs_and_gradients_and_saves_less(mode):
+    def run(recompute):
+        torch.manual_seed(10)
+        cell = SummaryMixing(16, mode=mode, dropout_rate=0.1, recompute=recompute).train()
+        x = torch.randn(2, 40, 16, requires_grad=True)
+        saved = []
+
+        def pack(t):
+            saved.append(t.numel() * t.element_size())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            torch.manual_seed(11)  # the same dropout draws in both runs
+            y = cell(x, _mask([40, 25], 40))
+        y.pow(2).sum().backward()
+        return y.detach(), x.grad, [p.grad for p in cell.parameters()], sum(saved)
+
+    plain, recomputed = run(False), run(True)
+    torch.testing.assert_close(recomputed[0], plain[0])
+    torch.testing.assert_close(recomputed[1], plain[1])
+    for a, b in zip(recomputed[2], plain[2]):
+        torch.testing.assert_close(a, b)
+    assert recomputed[3] < plain[3] / 3, (recomputed[3], plain[3])
+
+
 def test_linear_in_time_a_long_sequence_fits():
     # A T x T score matrix for 200k frames would need 160 GB; the cell needs a few MB.
     cell = SummaryMixing(4, hidden_units=4).eval()
