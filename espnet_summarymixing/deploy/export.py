@@ -237,6 +237,7 @@ def export_model(asr_model, args, out: str, source: dict, quantize: Optional[str
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
     asr_model.eval()
     check_exportable(asr_model, streaming=streaming)
+    asr_model.encoder.set_compiled(False)  # the ONNX graphs are traced from the eager blocks
     chunk = _chunk_size(asr_model.encoder, chunk_size) if streaming else None  # before anything is written
     rate = sample_rate(args)
     out_dir = Path(out)

@@ -225,6 +225,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         summary_branch_norm: Optional[bool] = None,
         summary_dropout_rate: float = 0.0,
         summary_recompute: bool = False,
+        compile_blocks: bool = False,
         attention_heads: Optional[int] = None,
         attention_layer_type: Optional[str] = None,
         rel_pos_type: Optional[str] = None,

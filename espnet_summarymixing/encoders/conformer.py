@@ -226,6 +226,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         summary_branch_norm: Optional[bool] = None,
         summary_dropout_rate: float = 0.0,
         summary_recompute: bool = False,
+        compile_blocks: bool = False,
         attention_heads: Optional[int] = None,
         attention_dropout_rate: Optional[float] = None,
         selfattention_layer_type: Optional[str] = None,

@@ -36,9 +36,9 @@ def test_conformer_compiles_for_training_with_equal_gradients():
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
         graphs.append(counters["stats"]["unique_graphs"])
-    # fullgraph: no graph break anywhere. Known limit (not fixed yet): training recompiles for a new
-    # input length, on a guard AOT autograd puts on the subsampled size (64 * ((T - 3) // 4)) in the
-    # backward graph; inference does not (test below)
+    # fullgraph: no graph break anywhere. The whole encoder recompiles for a new input length in
+    # training, on a stride guard (64 * ((T - 3) // 4)) from the Conv2d subsampling's backward;
+    # inference does not (test below), nor do compiled blocks (compile_blocks, next test)
     assert graphs[0] == 1 and graphs[-1] <= len(graphs), graphs
 
 
@@ -57,3 +57,37 @@ def test_encoders_compile_for_inference(name):
             assert olens.tolist() == want_lens.tolist()
             torch.testing.assert_close(out, want, rtol=0, atol=1e-5)
     assert counters["stats"]["unique_graphs"] == 1  # one graph for every batch size and length
+
+
+@pytest.mark.parametrize("name", ["conformer", "branchformer", "e_branchformer"])
+def test_compiled_blocks_train_with_one_graph_for_every_length(name):
+    from torch._dynamo.utils import counters
+
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    counters.clear()
+    encoder = tiny(name, compile_blocks=True, **NO_DROPOUT).train()
+    assert all(layer._compiled_call_impl is not None for layer in encoder.encoders)
+    graphs = []
+    for lengths in ([50, 33], [71, 71, 20], [64, 40, 25, 10], [99], [37]):
+        x, ilens = batch(lengths)
+        encoder.set_compiled(True)
+        encoder(x, ilens)[0].pow(2).mean().backward()
+        got = [p.grad.clone() for p in encoder.parameters()]
+        encoder.zero_grad()
+        encoder.set_compiled(False)
+        encoder(x, ilens)[0].pow(2).mean().backward()
+        want = [p.grad.clone() for p in encoder.parameters()]
+        encoder.zero_grad()
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+        graphs.append(counters["stats"]["unique_graphs"])
+    # one graph for all blocks, batch sizes >= 2 and lengths; one more for batch size 1 (dynamo
+    # specialises sizes 0 and 1)
+    assert graphs == [1, 1, 1, 2, 2], graphs
+
+
+def test_compiled_blocks_refuse_stochastic_depth():
+    with pytest.raises(ValueError, match="compile_blocks=True cannot be combined with stochastic_depth_rate=0.1"):
+        tiny("conformer", compile_blocks=True, stochastic_depth_rate=0.1)

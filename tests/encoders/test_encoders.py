@@ -276,6 +276,7 @@ COMMON_PROBES = {
     "summary_branch_norm": (dict(summary_branch_norm=False), lambda e: _layer(e).summary_mixing.local_norm is None),
     "summary_dropout_rate": (dict(summary_dropout_rate=0.2), lambda e: _layer(e).summary_mixing.dropout.p == 0.2),
     "summary_recompute": (dict(summary_recompute=True), lambda e: _layer(e).summary_mixing.recompute),
+    "compile_blocks": (dict(compile_blocks=True), lambda e: _layer(e)._compiled_call_impl is not None),
 }
 CGMLP_PROBES = {
     "cgmlp_linear_units": (dict(cgmlp_linear_units=40), lambda e: _layer(e).cgmlp.channel_proj1[0].out_features == 40),
