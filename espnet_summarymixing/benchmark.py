@@ -712,6 +712,55 @@ def streaming_report(args) -> int:
     return 0
 
 
+def ops_report(args, systems: List[str]) -> int:
+    """ATen operator calls (and, on CUDA, GPU kernels) of one forward + backward, fp32 and ``--dtype``:
+    one SummaryMixing cell (``--size``, one group, at the subsampled length), then each encoder."""
+    import torch
+
+    from espnet_summarymixing.layers.summary_mixing import SummaryMixing
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    seconds = float(args.lengths.split(",")[0])
+    frames = int(round(seconds * FRAMES_PER_SECOND))
+    b = args.batch_size
+
+    def count(module, *inputs, dtype):
+        def step():
+            module.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                out = module(*inputs)
+            (out[0] if isinstance(out, tuple) else out).float().sum().backward()
+
+        step()  # warm-up: the first call allocates and initialises
+        return _count_ops(step, cuda)
+
+    lines = [f"Command: `python -m espnet_summarymixing.benchmark {' '.join(sys.argv[1:])}`", "",
+             f"One forward + backward, batch {b}, {seconds:g} s ({frames} frames, {frames // 4} after "
+             f"subsampling), device {args.device}.", "",
+             "| module | dtype | ATen calls | GPU kernels |", "|---|---|---|---|"]
+    for name in dict.fromkeys(["fp32", args.dtype]):
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        cell = SummaryMixing(args.size, activation="swish").to(device)
+        x = torch.randn(b, frames // 4, args.size, device=device, requires_grad=True)
+        measured = [("SummaryMixing cell", count(cell, x, dtype=dtype))]
+        for system in systems:
+            encoder = build_encoder(system, args.size, args.blocks, args.units, args.kernel, args.heads).to(device)
+            xs = torch.randn(b, frames, FEATURES, device=device)
+            measured.append((system, count(encoder.train(), xs, torch.full((b,), frames, device=device),
+                                           dtype=dtype)))
+        for label, counts in measured:
+            lines.append(f"| {label} | {name} | {counts['ops_per_step']:,} | "
+                         f"{counts.get('kernels_per_step', 'n/a (CPU)')} |")
+            print(lines[-1], flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ops.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'ops.md'}")
+    return 0
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -756,6 +805,9 @@ def parse_args(argv=None):
                    help="onnxruntime vs PyTorch: offline RTF, streaming compute per chunk, file sizes")
     p.add_argument("--onnx_lengths", default="5,30,120", help="--onnx: offline input lengths in seconds")
     p.add_argument("--model", help="--onnx: also measure this trained model (zip, exp dir or hub id)")
+    p.add_argument("--ops", action="store_true",
+                   help="ATen calls (CUDA: kernels) of one forward + backward of the cell and of each system, "
+                        "at the first of --lengths, fp32 and --dtype, instead")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -794,6 +846,8 @@ def main(argv=None) -> int:
     if bad:
         raise SystemExit(f"--systems: unknown {bad}; choose from {list(SYSTEMS)}")
     systems = [s for s in systems if SYSTEMS[s][0] in families]
+    if args.ops:
+        return ops_report(args, systems)
     try:
         lengths = [float(v) for v in args.lengths.split(",") if v]
     except ValueError:

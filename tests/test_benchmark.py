@@ -79,6 +79,22 @@ def test_onnx_mode_measures_both_runtimes(tmp_path, capsys):
     assert "MB float32" in table and "MB int8" in table
 
 
+def test_ops_mode_counts_the_cell_and_each_encoder(tmp_path):
+    assert benchmark.main(["--ops", "--quick", "--lengths", "1", "--dtype", "bf16", "--out", str(tmp_path),
+                           "--systems", "conformer_summarymixing,conformer_no_mixing"]) == 0
+    rows = {}
+    for line in (tmp_path / "ops.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[2].replace(",", "").isdigit():
+            rows[cells[0], cells[1]] = int(cells[2].replace(",", ""))
+    assert set(rows) == {(m, d) for m in ("SummaryMixing cell", "conformer_summarymixing", "conformer_no_mixing")
+                         for d in ("fp32", "bf16")}
+    for dtype in ("fp32", "bf16"):
+        # the encoder without its mixing blocks makes fewer calls; the difference is about one cell per block
+        assert 0 < rows["conformer_no_mixing", dtype] < rows["conformer_summarymixing", dtype]
+    assert rows["SummaryMixing cell", "bf16"] > rows["SummaryMixing cell", "fp32"]  # autocast's casts
+
+
 def test_out_of_memory_is_a_result_not_a_crash():
     spec = dict(system="conformer_summarymixing", seconds=1, batch_size=10**9, device="cpu", threads=1,
                 size=16, blocks=1, units=16, kernel=3, heads=2, warmup=0, repeats=1)
