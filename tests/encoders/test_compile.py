@@ -91,3 +91,24 @@ def test_compiled_blocks_train_with_one_graph_for_every_length(name):
 def test_compiled_blocks_refuse_stochastic_depth():
     with pytest.raises(ValueError, match="compile_blocks=True cannot be combined with stochastic_depth_rate=0.1"):
         tiny("conformer", compile_blocks=True, stochastic_depth_rate=0.1)
+
+
+def test_espnet_trains_with_compiled_blocks_and_saves_plain_weights(train_model):
+    # compile_blocks through ESPnet's own trainer (espnet2.bin.asr_train, 2 epochs): the checkpoint holds
+    # the same parameter names as an eager model (no "_orig_mod." prefix) and loads strictly into one.
+    import yaml
+    from espnet2.tasks.asr import ASRTask
+
+    model_dir = train_model("summarymixing_conformer", compile_blocks=True)
+    config = yaml.safe_load((model_dir / "config.yaml").read_text())
+    assert config["encoder_conf"]["compile_blocks"] is True
+    stats = torch.load(model_dir / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]
+    losses = [stats["stats"][epoch]["train"]["loss"] for epoch in (1, 2)]
+    assert losses[1] < losses[0], losses
+    state = torch.load(model_dir / "2epoch.pth", map_location="cpu")
+    assert not [k for k in state if "_orig_mod" in k]
+    config["encoder_conf"]["compile_blocks"] = False
+    eager_config = model_dir / "eager.yaml"
+    eager_config.write_text(yaml.safe_dump(config))
+    model, _ = ASRTask.build_model_from_file(eager_config, None, "cpu")
+    model.load_state_dict(state, strict=True)
