@@ -139,6 +139,13 @@ def build_encoder(system: str, size: int, blocks: int, units: int, kernel: int, 
     return encoder
 
 
+def _autocast_dtype(name: str):
+    """The autocast dtype of a ``--dtype`` name; None for fp32 (no autocast)."""
+    import torch
+
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
 def _no_mixing():
     """The lower bound's mixing block: outputs zeros (a zero-stride view, no memory), so that the
     block's residual adds nothing; what remains of it is one dropout and one addition per layer."""
@@ -183,7 +190,7 @@ def run_worker(spec: dict) -> dict:
     frames = int(round(spec["seconds"] * FRAMES_PER_SECOND))
     b = spec["batch_size"]
     result = {"params": params, "frames": frames, "batch_size": b}
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.get("dtype", "fp32")]
+    dtype = _autocast_dtype(spec.get("dtype", "fp32"))
 
     def autocast():  # as ESPnet's use_amp: the model stays float32, autocast picks the op dtypes
         if dtype is None:
@@ -741,7 +748,7 @@ def ops_report(args, systems: List[str]) -> int:
              f"subsampling), device {args.device}.", "",
              "| module | dtype | ATen calls | GPU kernels |", "|---|---|---|---|"]
     for name in dict.fromkeys(["fp32", args.dtype]):
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        dtype = _autocast_dtype(name)
         cell = SummaryMixing(args.size, activation="swish").to(device)
         x = torch.randn(b, frames // 4, args.size, device=device, requires_grad=True)
         measured = [("SummaryMixing cell", count(cell, x, dtype=dtype))]

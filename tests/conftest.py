@@ -95,6 +95,11 @@ def run(args, cwd, timeout=600):
     return proc
 
 
+def train_stats(model_dir):
+    """The per-epoch statistics ESPnet's trainer kept in ``model_dir``'s checkpoint.pth."""
+    return torch.load(model_dir / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]["stats"]
+
+
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("an4")

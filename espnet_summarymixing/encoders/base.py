@@ -30,6 +30,7 @@ from espnet.nets.pytorch_backend.transformer.subsampling import (
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
+from espnet_summarymixing.layers.masked import valid_frames
 from espnet_summarymixing.layers.summary_mixing import SummaryMixing
 
 SUBSAMPLING = {
@@ -503,7 +504,7 @@ class SummaryMixingEncoderBase(AbsEncoder):
             if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:
                 continue
             if valid is None or valid.dtype != xs_pad.dtype:
-                valid = masks.transpose(1, 2).to(xs_pad.dtype)
+                valid = valid_frames(masks, xs_pad.dtype)
             if idx + 1 in self.gradient_checkpoint_layers:
                 xs_pad = self._run(layer, xs_pad, masks, *extra, valid=valid)
             else:

@@ -4,7 +4,7 @@ inference, with dynamic batch and time, and give the eager outputs (and gradient
 import pytest
 import torch
 
-from conftest import batch, tiny
+from conftest import batch, tiny, train_stats
 
 NO_DROPOUT = dict(dropout_rate=0.0, positional_dropout_rate=0.0)
 
@@ -102,8 +102,8 @@ def test_espnet_trains_with_compiled_blocks_and_saves_plain_weights(train_model)
     model_dir = train_model("summarymixing_conformer", compile_blocks=True)
     config = yaml.safe_load((model_dir / "config.yaml").read_text())
     assert config["encoder_conf"]["compile_blocks"] is True
-    stats = torch.load(model_dir / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]
-    losses = [stats["stats"][epoch]["train"]["loss"] for epoch in (1, 2)]
+    stats = train_stats(model_dir)
+    losses = [stats[epoch]["train"]["loss"] for epoch in (1, 2)]
     assert losses[1] < losses[0], losses
     state = torch.load(model_dir / "2epoch.pth", map_location="cpu")
     assert not [k for k in state if "_orig_mod" in k]

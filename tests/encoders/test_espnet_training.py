@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ENCODER_CONF, run
+from conftest import ENCODER_CONF, run, train_stats
 
 
 @pytest.fixture(scope="module", params=list(ENCODER_CONF))
@@ -22,10 +22,10 @@ def test_training_writes_checkpoints_and_learns(trained):
     saved = yaml.safe_load((model_dir / "config.yaml").read_text())
     assert saved["encoder"] == encoder
     assert (model_dir / "2epoch.pth").exists() and (model_dir / "valid.acc.best.pth").exists()
-    stats = torch.load(model_dir / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]
-    losses = [stats["stats"][epoch]["train"]["loss"] for epoch in (1, 2)]
+    stats = train_stats(model_dir)
+    losses = [stats[epoch]["train"]["loss"] for epoch in (1, 2)]
     assert losses[1] < losses[0], losses
-    interctc = stats["stats"][2]["train"].get("loss_interctc_layer1")
+    interctc = stats[2]["train"].get("loss_interctc_layer1")
     assert interctc is not None and interctc > 0
 
 
