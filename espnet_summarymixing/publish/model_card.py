@@ -68,69 +68,17 @@ def _onnx_section(onnx: Optional[dict]) -> list:
     return lines
 
 
-def model_card(
-    config_path: Path,
-    model_path: Optional[Path] = None,
-    repo_id: Optional[str] = None,
-    results: Optional[str] = None,
-    training_data: Optional[str] = None,
-    onnx: Optional[dict] = None,
-) -> str:
-    """Markdown model card from a training config, its checkpoint and optional RESULTS text.
+def _labels_row(config: dict, task: str) -> str:
+    tokens = config.get("token_list") or []
+    if task == "asr":
+        return f"| tokens | {config.get('token_type', '?')}, {len(tokens)} units |"
+    labels = [t for t in tokens if t not in ("<blank>", "<unk>")]
+    shown = ", ".join(f"`{label}`" for label in labels[:40]) + (", ..." if len(labels) > 40 else "")
+    return f"| classes | {len(labels)}: {shown} |"
 
-    Args:
-        config_path: ESPnet training ``config.yaml``.
-        model_path: The packed checkpoint, for parameter counts.
-        repo_id: Hugging Face repository id used in the usage snippet.
-        results: Scoring tables (e.g. a recipe's RESULTS.md), copied verbatim.
-        training_data: A sentence on the training data; default: the data paths in the config.
-        onnx: ``{"files": {path in the archive: bytes}, "manifest": the export's manifest}`` when
-            ONNX files are packed: listed in a "Deploying with ONNX" section.
-    """
-    config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
-    encoder = config.get("encoder", "?")
-    conf = config.get("encoder_conf") or {}
-    counts = _count_parameters(config_path, model_path)
-    tag = repo_id or "<path to model.zip or hub id>"
-    summary_keys = {k: v for k, v in conf.items() if k.startswith("summary_")}
-    lines = [
-        "---",
-        "tags:",
-        "- espnet",
-        "- audio",
-        "- automatic-speech-recognition",
-        "- summarymixing",
-        "library_name: espnet",
-        "license: cc-by-4.0",
-        "---",
-        "",
-        f"# ESPnet ASR model with a SummaryMixing encoder (`{encoder}`)",
-        "",
-        "SummaryMixing replaces self-attention by a per-frame MLP and one mean over the utterance:",
-        "the encoder's cost and memory grow linearly with the length of the audio.",
-        "",
-        "## Model",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| encoder | `{encoder}`: {conf.get('num_blocks', '?')} blocks x {conf.get('output_size', '?')} |",
-        f"| SummaryMixing | {', '.join(f'{k}={v}' for k, v in summary_keys.items()) or 'defaults'} |",
-        f"| decoder | `{config.get('decoder', '?')}` |",
-        f"| tokens | {config.get('token_type', '?')}, {len(config.get('token_list') or [])} units |",
-        f"| frontend / normalisation | `{config.get('frontend', '?')}` / `{config.get('normalize', '?')}` |",
-    ]
-    if counts:
-        lines.append(f"| parameters | {counts['total']:,} in all, {counts['encoder']:,} in the encoder |")
-    lines += [
-        f"| training data | {training_data or _data_description(config)} |",
-        f"| CTC weight (training) | {(config.get('model_conf') or {}).get('ctc_weight', '?')} |",
-        "",
-        "## Results",
-        "",
-        results.strip() if results else "No scoring results were packed with this model.",
-        "",
-        "## Usage",
-        "",
+
+def _asr_usage(tag: str) -> list:
+    return [
         "```bash",
         "pip install espnet-summarymixing   # registers the encoder names in ESPnet",
         f"python -m espnet_summarymixing.transcribe --model {tag} audio.wav",
@@ -144,6 +92,98 @@ def model_card(
         'speech, rate = soundfile.read("audio.wav")  # 16 kHz mono',
         "text = speech2text(speech)[0][0]  # best hypothesis",
         "```",
+    ]
+
+
+def _cls_usage(tag: str, config: dict) -> list:
+    rate = (config.get("frontend_conf") or {}).get("fs", "the model's")
+    return [
+        "```bash",
+        "pip install espnet-summarymixing   # registers the encoder names in ESPnet",
+        f"python -m espnet_summarymixing.classify --model {tag} clip1.wav clip2.wav   # file -> label (probability)",
+        "```",
+        "",
+        "```python",
+        "import soundfile",
+        "from espnet_model_zoo.downloader import ModelDownloader",
+        "from espnet2.bin.cls_inference import Classification",
+        "",
+        f'files = ModelDownloader().download_and_unpack("{tag}")',
+        "classifier = Classification(**files)",
+        f'speech, rate = soundfile.read("clip.wav")  # mono, {rate} Hz',
+        "ids, probabilities, label = classifier(speech)",
+        "```",
+    ]
+
+
+def model_card(
+    config_path: Path,
+    model_path: Optional[Path] = None,
+    repo_id: Optional[str] = None,
+    results: Optional[str] = None,
+    training_data: Optional[str] = None,
+    onnx: Optional[dict] = None,
+    task: str = "asr",
+) -> str:
+    """Markdown model card from a training config, its checkpoint and optional RESULTS text.
+
+    Args:
+        config_path: ESPnet training ``config.yaml``.
+        model_path: The packed checkpoint, for parameter counts.
+        repo_id: Hugging Face repository id used in the usage snippet.
+        results: Scoring tables (e.g. a recipe's RESULTS.md), copied verbatim.
+        training_data: A sentence on the training data; default: the data paths in the config.
+        onnx: ``{"files": {path in the archive: bytes}, "manifest": the export's manifest}`` when
+            ONNX files are packed: listed in a "Deploying with ONNX" section.
+        task: ``"asr"`` (speech recognition) or ``"cls"`` (a classifier: its classes and ESPnet's
+            ``Classification`` in the usage section).
+    """
+    config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    encoder = config.get("encoder", "?")
+    conf = config.get("encoder_conf") or {}
+    counts = _count_parameters(config_path, model_path)
+    tag = repo_id or "<path to model.zip or hub id>"
+    summary_keys = {k: v for k, v in conf.items() if k.startswith("summary_")}
+    lines = [
+        "---",
+        "tags:",
+        "- espnet",
+        "- audio",
+        "- automatic-speech-recognition" if task == "asr" else "- audio-classification",
+        "- summarymixing",
+        "library_name: espnet",
+        "license: cc-by-4.0",
+        "---",
+        "",
+        f"# ESPnet {'ASR model' if task == 'asr' else 'classifier'} with a SummaryMixing encoder (`{encoder}`)",
+        "",
+        "SummaryMixing replaces self-attention by a per-frame MLP and one mean over the utterance:",
+        "the encoder's cost and memory grow linearly with the length of the audio.",
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| encoder | `{encoder}`: {conf.get('num_blocks', '?')} blocks x {conf.get('output_size', '?')} |",
+        f"| SummaryMixing | {', '.join(f'{k}={v}' for k, v in summary_keys.items()) or 'defaults'} |",
+        f"| decoder | `{config.get('decoder', '?')}` |",
+        _labels_row(config, task),
+        f"| frontend / normalisation | `{config.get('frontend', '?')}` / `{config.get('normalize', '?')}` |",
+    ]
+    if counts:
+        lines.append(f"| parameters | {counts['total']:,} in all, {counts['encoder']:,} in the encoder |")
+    lines += [
+        f"| training data | {training_data or _data_description(config)} |",
+        (f"| CTC weight (training) | {(config.get('model_conf') or {}).get('ctc_weight', '?')} |" if task == "asr"
+         else f"| classification | {(config.get('model_conf') or {}).get('classification_type', 'multi-class')} |"),
+        "",
+        "## Results",
+        "",
+        results.strip() if results else "No scoring results were packed with this model.",
+        "",
+        "## Usage",
+        "",
+        *(_asr_usage(tag) if task == "asr" else _cls_usage(tag, config)),
         "",
         "The encoder names resolve in ESPnet once `espnet-summarymixing` is installed; no import is needed.",
         "",

@@ -18,9 +18,16 @@ import yaml
 
 from espnet_summarymixing.publish.model_card import model_card
 
-__all__ = ["pack_model", "LAYOUT"]
+__all__ = ["pack_model", "LAYOUT", "TASKS", "layout"]
 
-# Where each kind of file goes inside the archive.
+# ESPnet's names of a task's training config and model file (those of espnet2.bin.pack and of the
+# task's inference class), and the folder of the archive they go in.
+TASKS = {
+    "asr": ("asr_train_config", "asr_model_file", "exp/asr_train"),
+    "cls": ("classification_train_config", "classification_model_file", "exp/cls_train"),
+}
+
+# Where each kind of file goes inside the archive (an ASR model; see layout() for the others).
 LAYOUT = {
     "config": "exp/asr_train/config.yaml",
     "model": "exp/asr_train/model.pth",
@@ -29,6 +36,14 @@ LAYOUT = {
     "readme": "README.md",
     "onnx": "exp/asr_train/onnx",
 }
+
+
+def layout(task: str = "asr") -> Dict[str, str]:
+    """Where each kind of file goes inside the archive of a ``task`` model (``TASKS``)."""
+    if task not in TASKS:
+        raise ValueError(f"pack: task must be one of {', '.join(TASKS)}, got '{task}'")
+    folder = TASKS[task][2]
+    return {kind: path.replace("exp/asr_train", folder) for kind, path in LAYOUT.items()}
 
 
 def _referenced_files(config: dict) -> Dict[str, Path]:
@@ -74,15 +89,22 @@ def pack_model(
     training_data: Optional[str] = None,
     options: Optional[List[Path]] = None,
     onnx_dir: Optional[Path] = None,
+    task: str = "asr",
 ) -> Path:
     """Write the zip; return its path. Raises FileNotFoundError naming any missing input.
 
-    ``onnx_dir``: a folder written by ``python -m espnet_summarymixing.export``, packed under
-    ``exp/asr_train/onnx/`` and listed on the model card."""
+    ``asr_train_config`` and ``asr_model_file`` are the ``task``'s training config and weights
+    (``task="cls"``: a classifier, which ESPnet's ``Classification`` loads from the unpacked
+    archive). ``onnx_dir`` (ASR only): a folder written by ``python -m espnet_summarymixing.export``,
+    packed under ``exp/asr_train/onnx/`` and listed on the model card."""
     from espnet2.main_funcs.pack_funcs import pack
 
+    places = layout(task)
+    config_key, model_key, folder = TASKS[task]
+    if onnx_dir is not None and task != "asr":
+        raise ValueError("pack: ONNX files are packed with ASR models only")
     asr_train_config, asr_model_file = Path(asr_train_config), Path(asr_model_file)
-    inputs = {"--asr_train_config": asr_train_config, "--asr_model_file": asr_model_file}
+    inputs = {f"--{config_key}": asr_train_config, f"--{model_key}": asr_model_file}
     if inference_config is not None:
         inputs["--inference_config"] = Path(inference_config)
     if results is not None:
@@ -116,30 +138,30 @@ def pack_model(
 
         option_names = []
         for key, path in referenced.items():
-            name = put(path, f"exp/asr_train/files/{key.split('.')[-1]}/{path.name}")
+            name = put(path, f"{folder}/files/{key.split('.')[-1]}/{path.name}")
             _set(config, key, name)  # unpacking rewrites it to the unpacked location
             option_names.append(name)
-        (stage / LAYOUT["config"]).parent.mkdir(parents=True, exist_ok=True)
-        (stage / LAYOUT["config"]).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        put(asr_model_file, LAYOUT["model"])
+        (stage / places["config"]).parent.mkdir(parents=True, exist_ok=True)
+        (stage / places["config"]).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        put(asr_model_file, places["model"])
         if inference_config is not None:
-            option_names.append(put(Path(inference_config), LAYOUT["inference_config"]))
+            option_names.append(put(Path(inference_config), places["inference_config"]))
         results_text = None
         if results is not None:
-            option_names.append(put(Path(results), LAYOUT["results"]))
+            option_names.append(put(Path(results), places["results"]))
             results_text = Path(results).read_text(encoding="utf-8")
         for option in options or []:
-            option_names.append(put(Path(option), f"exp/asr_train/extra/{Path(option).name}"))
+            option_names.append(put(Path(option), f"{folder}/extra/{Path(option).name}"))
         onnx = None
         if onnx_files:
             onnx = {"files": {}, "manifest": yaml.safe_load(onnx_files[0].read_text(encoding="utf-8"))}
             for path in onnx_files:
-                option_names.append(put(path, f"{LAYOUT['onnx']}/{path.name}"))
-                onnx["files"][f"{LAYOUT['onnx']}/{path.name}"] = path.stat().st_size
-        card = model_card(stage / LAYOUT["config"], stage / LAYOUT["model"], results=results_text,
-                          training_data=training_data, onnx=onnx)
-        (stage / LAYOUT["readme"]).write_text(card, encoding="utf-8")
-        option_names.append(LAYOUT["readme"])
+                option_names.append(put(path, f"{places['onnx']}/{path.name}"))
+                onnx["files"][f"{places['onnx']}/{path.name}"] = path.stat().st_size
+        card = model_card(stage / places["config"], stage / places["model"], results=results_text,
+                          training_data=training_data, onnx=onnx, task=task)
+        (stage / places["readme"]).write_text(card, encoding="utf-8")
+        option_names.append(places["readme"])
 
         cwd = Path.cwd()
         try:
@@ -147,8 +169,8 @@ def pack_model(
 
             os.chdir(stage)  # ESPnet stores paths relative to the working directory
             pack(
-                files={"asr_model_file": LAYOUT["model"]},
-                yaml_files={"asr_train_config": LAYOUT["config"]},
+                files={model_key: places["model"]},
+                yaml_files={config_key: places["config"]},
                 outpath=str(outpath),
                 option=option_names,
             )

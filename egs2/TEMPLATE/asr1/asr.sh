@@ -5,9 +5,8 @@
 # pyscripts/). A corpus recipe's run.sh sets the data sets and configs and calls this script.
 set -euo pipefail
 
-log() {
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') (asr.sh) $*"
-}
+recipe_name=asr.sh
+. utils/recipe_lib.sh  # log, die, need, min, run_stage, stage_start/stage_done, run_training
 SECONDS=0
 
 # General configuration
@@ -130,11 +129,6 @@ run_args=$(printf '%q ' "$0" "$@")
 . ./path.sh
 . ./cmd.sh
 
-die() {
-    log "Error: $*"
-    exit 1
-}
-
 # ---------------------------------------------------------------------------------------------
 # Check the options before anything runs.
 [ -n "${train_set}" ] || die "--train_set is required"
@@ -213,23 +207,7 @@ token_opts=(--token_type "${token_type}" --token_list "${token_list}" --non_ling
             --cleaner "${cleaner}" --g2p none)
 if [ "${token_type}" = bpe ]; then token_opts+=(--bpemodel "${bpemodel}"); fi
 
-# Records each stage's wall-clock seconds in ${asr_exp}/stage_times.tsv (a re-run replaces its line).
-stage_start() { _stage_t0=${SECONDS}; _stage_no=$1; _stage_name=${2%%:*}; log "Stage $1: $2"; }
-stage_done() {
-    local dt=$((SECONDS - _stage_t0)) f="${asr_exp}/stage_times.tsv"
-    mkdir -p "${asr_exp}"
-    { [ -f "${f}" ] && awk -F'\t' -v s="${_stage_no}" '$1 != s' "${f}"
-      printf '%s\t%s\t%s\n' "${_stage_no}" "${_stage_name}" "${dt}"; } | sort -n -k1,1 > "${f}.tmp"
-    mv "${f}.tmp" "${f}"
-    log "Stage ${_stage_no} done in ${dt} s"
-}
-
-# The smallest of its integer arguments.
-min() {
-    local m=$1 x
-    for x in "$@"; do [ "${x}" -lt "${m}" ] && m=${x}; done
-    echo "${m}"
-}
+stage_times_dir=${asr_exp}  # stage_done records each stage's seconds in ${asr_exp}/stage_times.tsv
 
 # The statistics stages 6 (LM) and 10 (ASR): ESPnet's collect_stats run by ${train_cmd} in parallel
 # jobs (at most --nj; no more than the training or validation set has keys), each over one part of the
@@ -242,8 +220,8 @@ collect_stats() {
     n=$(min "${nj}" "$(wc -l < "${train_keys}")" "$(wc -l < "${valid_keys}")")
     [ "${n}" -ge 1 ] || die "stage ${stage_no}: ${train_keys} or ${valid_keys} is empty"
     mkdir -p "${logdir}"
-    "${python}" pyscripts/data_dir.py split "${train_keys}" "${logdir}/train" --nj "${n}"
-    "${python}" pyscripts/data_dir.py split "${valid_keys}" "${logdir}/valid" --nj "${n}"
+    split_jobs "${train_keys}" "${logdir}/train" "${n}"
+    split_jobs "${valid_keys}" "${logdir}/valid" "${n}"
     log "collecting statistics in ${n} jobs, logs in ${logdir}/stats.*.log"
     # shellcheck disable=SC2086
     ${train_cmd} JOB=1:"${n}" "${logdir}/stats.JOB.log" \
@@ -251,23 +229,12 @@ collect_stats() {
             --train_shape_file "${logdir}/train/keys.JOB.scp" --valid_shape_file "${logdir}/valid/keys.JOB.scp" \
             --output_dir "${logdir}/stats.JOB" "$@" \
         || die "stage ${stage_no}: statistics failed, see ${logdir}/stats.*.log"
-    for i in $(seq "${n}"); do dirs+=(--input_dir "${logdir}/stats.${i}"); done
-    "${python}" -m espnet2.bin.aggregate_stats_dirs "${dirs[@]}" --output_dir "${dir}"
+    aggregate_stats "${dir}" "${n}"
     ntok=$(wc -l < "${token_list}")
     for x in train valid; do
         awk -v N="${ntok}" '{ print $0 "," N }' "${dir}/${x}/text_shape" > "${dir}/${x}/text_shape.${token_type}"
     done
 }
-
-# Needs data files; names the stage that produces them when they are missing.
-need() {
-    local what=$1; shift
-    for f in "$@"; do
-        [ -e "${f}" ] || die "${f} not found: ${what}"
-    done
-}
-
-run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
 # ---------------------------------------------------------------------------------------------
 if ! "${skip_data_prep}"; then
@@ -415,16 +382,8 @@ if run_stage 11; then
     fi
     mkdir -p "${asr_exp}"
     echo "${run_args}" > "${asr_exp}/run_command.txt"
-    _max_epoch=$(awk '/^max_epoch:/ { print $2 }' "${asr_config}")
-    if [[ " ${asr_args} " =~ --max_epoch[=\ ]([0-9]+) ]]; then _max_epoch=${BASH_REMATCH[1]}; fi
-    [ -e "${asr_exp}/checkpoint.pth" ] && log "resuming from ${asr_exp}/checkpoint.pth"
-    log "training log: ${asr_exp}/train.log"
-    _t0=${SECONDS}
-    # One line per finished epoch while the training runs in the foreground (Ctrl-C stops both).
-    "${python}" pyscripts/follow_training.py "${asr_exp}/train.log" --pid $$ --max_epoch "${_max_epoch:-0}" &
-    _follower=$!
-    stop_follower() { kill -TERM "${_follower}" 2>/dev/null || true; wait "${_follower}" 2>/dev/null || true; }
     # shellcheck disable=SC2086
+    run_training "${asr_exp}" "$(max_epoch_of "${asr_config}" "${asr_args}")" \
     "${python}" -m espnet2.bin.launch --cmd "${cuda_cmd} --name $(basename "${asr_exp}")" --log "${asr_exp}/train.log" \
         --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_" \
         --multiprocessing_distributed true -- \
@@ -440,10 +399,7 @@ if run_stage 11; then
             --fold_length 80000 --fold_length 150 --resume true --output_dir "${asr_exp}" \
             --frontend_conf fs="${fs}" --use_tensorboard false --use_wandb false \
             --config "${asr_config}" "${_opts[@]}" ${asr_args} \
-        || { stop_follower; die "stage 11: training failed, see ${asr_exp}/train.log (re-running stage 11 resumes from the last finished epoch)"; }
-    stop_follower
-    _prev=$(cat "${asr_exp}/train_time.txt" 2>/dev/null || echo 0)
-    echo $((_prev + SECONDS - _t0)) > "${asr_exp}/train_time.txt"
+        || die "stage 11: training failed, see ${asr_exp}/train.log (re-running stage 11 resumes from the last finished epoch)"
     stage_done
 fi
 fi  # skip_train

@@ -3,3 +3,6 @@
 # corpus into downloads/. A value set in the environment wins (AN4=/data/an4 ./run.sh).
 AN4=${AN4:-}
 LIBRISPEECH=${LIBRISPEECH:-}
+FSDD=${FSDD:-}                      # the Free Spoken Digit Dataset: the folder that holds recordings/
+SPEECHCOMMANDS=${SPEECHCOMMANDS:-}  # Google Speech Commands v0.02: the extracted training archive (one folder per word)
+SLURP=${SLURP:-}                    # SLURP: the folder that holds dataset/slurp/*.jsonl and the audio folders

@@ -1,0 +1,1 @@
+../../asr1/pyscripts/collect_results.py

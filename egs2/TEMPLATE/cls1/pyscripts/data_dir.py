@@ -1,0 +1,1 @@
+../../asr1/pyscripts/data_dir.py

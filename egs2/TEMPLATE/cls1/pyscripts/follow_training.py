@@ -1,0 +1,1 @@
+../../asr1/pyscripts/follow_training.py

@@ -1,0 +1,1 @@
+../../asr1/pyscripts/format_audio.py

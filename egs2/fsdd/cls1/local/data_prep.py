@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Kaldi-style data directories from the Free Spoken Digit Dataset, split by speaker.
+
+    local/data_prep.py FSDD OUT [--dev_speakers lucas] [--test_speakers nicolas]
+
+Reads ``FSDD/recordings/<digit>_<speaker>_<take>.wav`` (whatever speakers are there) and writes
+``OUT/{train,dev,test}/{wav.scp,text,utt2spk,spk2utt}``; the label is the digit's English name
+(``zero`` ... ``nine``), the clip id ``<speaker>-<digit>_<take>`` (speaker first, as Kaldi sorts).
+The split is by speaker: the ``--dev_speakers`` go to dev, the ``--test_speakers`` to test, every
+other speaker to train, so that speakers added to the corpus are trained on; no speaker is in two
+sets. A named speaker that is not in the corpus, a speaker named twice, or a split that leaves a set
+empty stops with the speakers found.
+
+One bad file does not stop the others: a file whose name is not ``<digit>_<speaker>_<take>.wav``,
+one that cannot be read as audio and an empty one (no samples) are left out and named in a warning.
+A folder with no recording stops with an error. Nothing is written until every file was looked at;
+each data directory is written whole (pyscripts/data_dir.py), so an existing one stays complete.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pyscripts"))
+import data_dir  # noqa: E402  (the template's data-directory helpers)
+
+PROG = "local/data_prep.py"
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9]+)_(?P<take>[0-9]+)\.wav$")
+SETS = ("train", "dev", "test")
+
+
+class PrepError(Exception):
+    """A user-facing error: names the folder or speaker and what was expected."""
+
+
+def scan(fsdd: Path) -> Tuple[List[Tuple[str, str, str, Path]], List[str]]:
+    """(clip id, speaker, label, path) of every usable recording, and one warning per file left out."""
+    import soundfile
+
+    folder = fsdd / "recordings"
+    if not folder.is_dir():
+        raise PrepError(f"{folder}: no such folder (FSDD keeps its clips in recordings/; is {fsdd} the corpus?)")
+    clips, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() != ".wav":
+            continue
+        match = NAME.match(path.name)
+        if match is None:
+            skipped.append(f"{path}: name is not <digit>_<speaker>_<take>.wav")
+            continue
+        try:
+            frames = soundfile.info(str(path)).frames
+        except Exception as err:  # soundfile raises several types for unreadable files
+            skipped.append(f"{path}: not readable as audio ({str(err).splitlines()[0]})")
+            continue
+        if frames == 0:
+            skipped.append(f"{path}: empty (no samples)")
+            continue
+        speaker, digit = match["speaker"], int(match["digit"])
+        clips.append((f"{speaker}-{digit}_{match['take']}", speaker, DIGITS[digit], path.resolve()))
+    if not clips:
+        raise PrepError(f"{folder}: no usable recording (<digit>_<speaker>_<take>.wav)"
+                        + (f"; {len(skipped)} file(s) left out, e.g. {skipped[0]}" if skipped else ""))
+    return clips, skipped
+
+
+def split(clips, dev_speakers: Sequence[str], test_speakers: Sequence[str]) -> Dict[str, list]:
+    speakers = sorted({c[1] for c in clips})
+    for option, named in (("--dev_speakers", dev_speakers), ("--test_speakers", test_speakers)):
+        unknown = [s for s in named if s not in speakers]
+        if unknown:
+            raise PrepError(f"{option}: {', '.join(unknown)} not in the corpus (speakers found: {', '.join(speakers)})")
+    both = set(dev_speakers) & set(test_speakers)
+    if both:
+        raise PrepError(f"{', '.join(sorted(both))} named in both --dev_speakers and --test_speakers")
+    where = {s: "dev" for s in dev_speakers}
+    where.update({s: "test" for s in test_speakers})
+    sets = {name: [c for c in clips if where.get(c[1], "train") == name] for name in SETS}
+    for name in SETS:
+        if not sets[name]:
+            raise PrepError(f"the {name} set would be empty (speakers found: {', '.join(speakers)}; "
+                            f"dev: {', '.join(dev_speakers) or 'none'}; test: {', '.join(test_speakers) or 'none'})")
+    return sets
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("fsdd", type=Path, help="the corpus folder (holds recordings/)")
+    p.add_argument("out", type=Path, help="where data/{train,dev,test} go")
+    p.add_argument("--dev_speakers", default="lucas", help="space-separated speakers of the dev set")
+    p.add_argument("--test_speakers", default="nicolas", help="space-separated speakers of the test set")
+    args = p.parse_args(argv)
+    try:
+        clips, skipped = scan(args.fsdd)
+        sets = split(clips, args.dev_speakers.split(), args.test_speakers.split())
+    except PrepError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    for warning in skipped:
+        print(f"{PROG}: warning: left out {warning}", file=sys.stderr)
+    for name in SETS:
+        rows = sorted(sets[name])
+        data = {"wav.scp": {c[0]: str(c[3]) for c in rows}, "text": {c[0]: c[2] for c in rows},
+                "utt2spk": {c[0]: c[1] for c in rows}}
+        data_dir.save(args.out / name, data)
+        speakers = sorted({c[1] for c in rows})
+        print(f"{PROG}: {args.out / name}: {len(rows)} clips of {len(speakers)} speaker(s): {', '.join(speakers)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
