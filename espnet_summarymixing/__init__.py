@@ -4,7 +4,8 @@ The package by role, imports flowing one way (a module imports only from its own
 the folders listed after it):
 
 - the modules at the top are the commands, ``python -m espnet_summarymixing.<command>``:
-  ``pack``, ``transcribe``, ``upload``, ``stream_decode``, ``benchmark``, ``export``, ``onnx_transcribe``;
+  ``pack``, ``transcribe``, ``classify``, ``upload``, ``stream_decode``, ``benchmark``, ``export``,
+  ``onnx_transcribe``;
 - :mod:`.deploy`: ONNX export, and recognition with onnxruntime alone;
 - :mod:`.longform`: whole recordings in one pass, CTC decoding, word timings, subtitles;
 - :mod:`.streaming`: chunk-by-chunk encoding and streaming recognition;

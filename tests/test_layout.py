@@ -10,7 +10,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "espnet_summarymixing"
 # Lower layers first: a module may import from its own layer and the layers before it only.
 LAYERS = ["layers", "encoders", "registration", "publish", "streaming", "longform", "deploy", "commands"]
-COMMANDS = {"pack", "transcribe", "upload", "stream_decode", "benchmark", "export", "onnx_transcribe"}
+COMMANDS = {"pack", "transcribe", "classify", "upload", "stream_decode", "benchmark", "export", "onnx_transcribe"}
 
 
 def layer_of(module: str) -> str:

@@ -429,3 +429,63 @@ def test_fsdd_recipe_reruns_and_stops_on_a_label_outside_the_list(fsdd_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     accuracy = [line for line in results.splitlines() if line.startswith("|inference_valid.acc.best/test|")]
     assert accuracy and accuracy[0] in (exp / "RESULTS.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# the template's layout, setup.sh and option checks
+
+CLS_LINKED = ("cls.sh", "path.sh", "utils", "pyscripts", "cmd.sh", "db.sh", "conf/slurm.conf")
+
+
+def assert_linked_to_the_cls_template(recipe: Path):
+    for name in CLS_LINKED:
+        link = recipe / name
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link)), link
+        assert link.resolve() == (CLS_TEMPLATE / name).resolve(), link
+
+
+@pytest.mark.parametrize("recipe", ["fsdd", "speechcommands"])
+def test_the_cls_recipes_link_the_templates_shared_files(recipe):
+    assert_linked_to_the_cls_template(ROOT / "egs2" / recipe / "cls1")
+    assert os.access(ROOT / "egs2" / recipe / "cls1" / "run.sh", os.X_OK)
+    assert os.access(ROOT / "egs2" / recipe / "cls1" / "local" / "data.sh", os.X_OK)
+
+
+def test_the_cls_template_shares_asr1s_helpers_instead_of_copying_them():
+    asr_pyscripts = ROOT / "egs2" / "TEMPLATE" / "asr1" / "pyscripts"
+    own = {p.name for p in (CLS_TEMPLATE / "pyscripts").iterdir() if not p.is_symlink()}
+    assert own == {"label_list.py", "score_cls.py", "cls_results.py"}
+    for p in (CLS_TEMPLATE / "pyscripts").iterdir():
+        if p.is_symlink():
+            assert p.resolve().parent == asr_pyscripts.resolve(), p
+
+
+def test_cls_setup_makes_a_classification_recipe(tmp_path):
+    target = tmp_path / "egs2" / "mine" / "cls1"
+    proc = subprocess.run([CLS_TEMPLATE / "setup.sh", target], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert_linked_to_the_cls_template(target)
+    assert not (target / "asr.sh").exists() and "./cls.sh" in (target / "run.sh").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--train_set is required"),
+    (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--fs", "8kHz"], "--fs must be a rate"),
+    (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--label_list", "nope.txt"], "--label_list nope.txt: no such file"),
+    (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--stage", "6", "--stop_stage", "6",
+      "--cls_config", "conf/tiny.yaml"], "not found: stage 5 (feature statistics) writes it"),
+    (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--stage", "8", "--stop_stage", "8"],
+     "not found: stage 7 (inference) writes it"),
+])
+def test_cls_sh_refuses_bad_options_and_names_the_stage_of_a_missing_input(tmp_path, args, message):
+    recipe = make_fsdd_recipe(tmp_path)
+    proc = subprocess.run(["./cls.sh", *args], cwd=recipe, capture_output=True, text=True, env=recipe_env(tmp_path))
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_cls_sh_help_lists_the_stages():
+    proc = subprocess.run(["./cls.sh", "--help"], cwd=FSDD_RECIPE, capture_output=True, text=True)
+    assert proc.returncode == 0
+    for words in ("1 data preparation", "4 label list", "8 scoring (accuracy, macro-F1", "9 packing",
+                  "--skip_train (false): skip stages 5-6"):
+        assert words in proc.stdout, words

@@ -365,7 +365,8 @@ def test_error_corrupt_download(tmp_path):
 
 
 def token_list(path, labels):
-    path.write_text("\n".join([*labels, "<blank>", "<unk>"]) + "\n")
+    """ESPnet 202511's classification token list, as cls.sh's stage 4 writes it: the labels, then <unk>."""
+    path.write_text("\n".join([*labels, "<unk>"]) + "\n")
     return path
 
 
@@ -381,7 +382,7 @@ def test_config_builds_a_classifier(config, tmp_path):
     args = CLSTask.get_parser().parse_args(["--config", str(config), "--token_list", str(tokens)])
     torch.manual_seed(0)
     model = CLSTask.build_model(args)
-    assert model.decoder.linear_out.out_features == len(labels) + 1  # the labels and <blank>
+    assert model.decoder.linear_out.out_features == len(labels)  # one output per label, none for <unk>
     model.eval()
     speech = torch.randn(2, RATE)
     lengths = torch.tensor([RATE, RATE * 3 // 4])

@@ -113,7 +113,7 @@ def assert_linked_to_the_template(recipe):
         assert link.resolve() == (TEMPLATE / name).resolve(), link
 
 
-@pytest.mark.parametrize("recipe", ["an4", "librispeech", "librispeech_100"])
+@pytest.mark.parametrize("recipe", ["an4", "librispeech", "librispeech_100", "slurp"])
 def test_the_recipes_link_the_templates_shared_and_site_files(recipe):
     assert_linked_to_the_template(ROOT / "egs2" / recipe / "asr1")
 
