@@ -5,7 +5,7 @@
 # can be added, e.g.
 #     ./run.sh --cls_config conf/tuning/train_cls_conformer_e4_size144_mlp576_heads4_k15.yaml  # self-attention twin
 #     ./run.sh --stage 7                                                                      # classify and score again
-#     ./run.sh --local_data_opts "--test_speakers theo --dev_speakers yweweler"               # another split
+#     ./run.sh --local_data_opts "--test_speakers theo,nicolas --dev_speakers yweweler"       # another split
 set -euo pipefail
 
 ./cls.sh \

@@ -15,8 +15,8 @@ datadir=downloads       # where the archive is downloaded and extracted
 fsdd_version=1.0.10     # the corpus's git tag (v1.0.10: six speakers, 3,000 clips)
 fsdd_url=""             # default: the GitHub archive of tag v${fsdd_version}
 fsdd_sha256=""          # SHA-256 of the archive, checked when given (the corpus publishes none)
-dev_speakers=lucas      # speakers of the dev set (space-separated)
-test_speakers=nicolas   # speakers of the test set; every other speaker is trained on
+dev_speakers=lucas      # speakers of the dev set (comma-separated)
+test_speakers=nicolas   # speakers of the test set (comma-separated); every other speaker is trained on
 python=python3
 
 help_message="Usage: $0 [--datadir ${datadir}] [--fsdd_version ${fsdd_version}] [--fsdd_url URL] [--fsdd_sha256 HEX] [--dev_speakers \"${dev_speakers}\"] [--test_speakers \"${test_speakers}\"]"

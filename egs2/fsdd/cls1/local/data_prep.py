@@ -90,12 +90,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("fsdd", type=Path, help="the corpus folder (holds recordings/)")
     p.add_argument("out", type=Path, help="where data/{train,dev,test} go")
-    p.add_argument("--dev_speakers", default="lucas", help="space-separated speakers of the dev set")
-    p.add_argument("--test_speakers", default="nicolas", help="space-separated speakers of the test set")
+    p.add_argument("--dev_speakers", default="lucas", help="speakers of the dev set (comma- or space-separated)")
+    p.add_argument("--test_speakers", default="nicolas", help="speakers of the test set (comma- or space-separated)")
     args = p.parse_args(argv)
     try:
         clips, skipped = scan(args.fsdd)
-        sets = split(clips, args.dev_speakers.split(), args.test_speakers.split())
+        sets = split(clips, args.dev_speakers.replace(",", " ").split(), args.test_speakers.replace(",", " ").split())
     except PrepError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
