@@ -390,7 +390,7 @@ def test_config_builds_a_classifier(config, tmp_path):
         loss, stats, _ = model(speech, lengths, torch.tensor([[3], [7]]), torch.tensor([1, 1]))
         scores = model.score(speech[:1], lengths[:1])
     assert torch.isfinite(loss) and 0.0 <= float(stats["acc"]) <= 1.0
-    assert scores.shape == (1, len(labels) + 1)
+    assert scores.shape == (1, len(labels))
     assert torch.allclose(scores.sum(-1), torch.ones(1), atol=1e-4)
 
 
