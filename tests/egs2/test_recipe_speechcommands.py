@@ -77,7 +77,7 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def test_set(tmp_path_factory):
+def official_test_set(tmp_path_factory):
     return make_test_set(tmp_path_factory.mktemp("speech_commands_test_set_v0.02"))
 
 
@@ -184,11 +184,11 @@ def test_task35_rerun_changes_nothing(task35, corpus):
 
 
 @pytest.fixture(scope="module")
-def task12(corpus, test_set, tmp_path_factory):
+def task12(corpus, official_test_set, tmp_path_factory):
     work = recipe_copy(tmp_path_factory.mktemp("task12"))
     ok(data_sh(work, corpus))  # the 35-word sets first: both tasks live side by side
     before35 = snapshot(work / "data")
-    proc = ok(data_sh(work, corpus, "--task", "12", "--test_set_dir", test_set))
+    proc = ok(data_sh(work, corpus, "--task", "12", "--test_set_dir", official_test_set))
     return work, proc, before35
 
 
@@ -241,16 +241,16 @@ def test_task12_official_test_set(task12):
     assert text["silence_clip_07-silence"] == "_silence_"
 
 
-def test_task12_keeps_task35_and_rerun_changes_nothing(task12, corpus, test_set):
+def test_task12_keeps_task35_and_rerun_changes_nothing(task12, corpus, official_test_set):
     work, _, before35 = task12
     assert {p: v for p, v in snapshot(work / "data").items() if p.parent.name in SETS35} == before35
     before = snapshot(work / "data", work / "downloads")
-    ok(data_sh(work, corpus, "--task", "12", "--test_set_dir", test_set))
+    ok(data_sh(work, corpus, "--task", "12", "--test_set_dir", official_test_set))
     assert snapshot(work / "data", work / "downloads") == before  # same files, same mtimes
     # a clip cut short (an interrupted run of an older version) is cut again; the others are kept
     clip = work / "downloads" / "silence_clips" / "pink_noise_0001.wav"
     clip.write_bytes(clip.read_bytes()[:1000])
-    ok(data_sh(work, corpus, "--task", "12", "--test_set_dir", test_set))
+    ok(data_sh(work, corpus, "--task", "12", "--test_set_dir", official_test_set))
     after = snapshot(work / "data", work / "downloads")
     assert after[clip][0] == before[clip][0]
     assert {p: v for p, v in after.items() if p != clip} == {p: v for p, v in before.items() if p != clip}
@@ -323,14 +323,14 @@ def tar_of(folder: Path, dest: Path) -> Path:
     return dest
 
 
-def test_download_extract_and_prepare(corpus, test_set, tmp_path):
+def test_download_extract_and_prepare(corpus, official_test_set, tmp_path):
     """SPEECHCOMMANDS empty: both archives are downloaded (file:// here), checked, extracted into
     downloads/ and prepared; a re-run neither downloads nor extracts again."""
     work = recipe_copy(tmp_path)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     train = tar_of(corpus, mirror / "train.tar.gz")
-    tests = tar_of(test_set, mirror / "test.tar.gz")
+    tests = tar_of(official_test_set, mirror / "test.tar.gz")
     opts = ["--task", "12", "--train_url", train.as_uri(), "--test_set_url", tests.as_uri(),
             "--train_sha256", hashlib.sha256(train.read_bytes()).hexdigest(),
             "--test_set_sha256", hashlib.sha256(tests.read_bytes()).hexdigest()]

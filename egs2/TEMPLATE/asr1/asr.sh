@@ -131,31 +131,13 @@ run_args=$(printf '%q ' "$0" "$@")
 
 # ---------------------------------------------------------------------------------------------
 # Check the options before anything runs.
-[ -n "${train_set}" ] || die "--train_set is required"
-[ -n "${valid_set}" ] || die "--valid_set is required"
-[ -n "${test_sets}" ] || die "--test_sets is required"
-for _name in stage stop_stage nj inference_nj num_nodes nbpe; do
-    [[ "${!_name}" =~ ^[0-9]+$ ]] || die "--${_name} must be a non-negative integer, got '${!_name}'"
-done
-[ "${nj}" -ge 1 ] && [ "${inference_nj}" -ge 1 ] || die "--nj and --inference_nj must be at least 1"
 case "${token_type}" in char|bpe|word) ;; *) die "--token_type must be char, bpe or word, got '${token_type}'" ;; esac
 case "${bpemode}" in unigram|bpe) ;; *) die "--bpemode must be unigram or bpe, got '${bpemode}'" ;; esac
 case "${feats_type}" in raw) ;; *) die "--feats_type must be raw (the model computes its features), got '${feats_type}'" ;; esac
-case "${audio_format}" in flac|wav) ;; *) die "--audio_format must be flac or wav, got '${audio_format}'" ;; esac
-case "${feats_normalize}" in global_mvn|utterance_mvn|none) ;;
-    *) die "--feats_normalize must be global_mvn, utterance_mvn or none, got '${feats_normalize}'" ;; esac
-if ! [[ "${ngpu}" =~ ^([0-9]+|auto)$ ]]; then die "--ngpu must be auto or a non-negative integer, got '${ngpu}'"; fi
-if [[ "${fs}" =~ ^([0-9]+)k$ ]]; then fs_hz=$((BASH_REMATCH[1] * 1000));
-elif [[ "${fs}" =~ ^[0-9]+$ ]]; then fs_hz=${fs};
-else die "--fs must be a rate like 16k or 16000, got '${fs}'"; fi
 if [ -n "${asr_config}" ] && [ ! -f "${asr_config}" ]; then die "--asr_config ${asr_config}: no such file"; fi
 if [ -n "${inference_config}" ] && [ ! -f "${inference_config}" ]; then die "--inference_config ${inference_config}: no such file"; fi
 if "${use_lm}" && [ -n "${lm_config}" ] && [ ! -f "${lm_config}" ]; then die "--lm_config ${lm_config}: no such file"; fi
-"${python}" -c "import espnet2, espnet_summarymixing" 2>/dev/null \
-    || die "'${python}' cannot import espnet2 and espnet_summarymixing: run ./install.sh at the repository root, or activate the environment that has them"
-if [ "${ngpu}" = auto ]; then
-    ngpu=$("${python}" -c "import torch; print(1 if torch.cuda.is_available() else 0)")
-fi
+check_common_options nbpe  # utils/recipe_lib.sh; last, as it imports the Python stack
 
 # ---------------------------------------------------------------------------------------------
 # Derived names (as ESPnet's).

@@ -101,27 +101,9 @@ run_args=$(printf '%q ' "$0" "$@")
 
 # ---------------------------------------------------------------------------------------------
 # Check the options before anything runs.
-[ -n "${train_set}" ] || die "--train_set is required"
-[ -n "${valid_set}" ] || die "--valid_set is required"
-[ -n "${test_sets}" ] || die "--test_sets is required"
-for _name in stage stop_stage nj inference_nj num_nodes; do
-    [[ "${!_name}" =~ ^[0-9]+$ ]] || die "--${_name} must be a non-negative integer, got '${!_name}'"
-done
-[ "${nj}" -ge 1 ] && [ "${inference_nj}" -ge 1 ] || die "--nj and --inference_nj must be at least 1"
-case "${audio_format}" in flac|wav) ;; *) die "--audio_format must be flac or wav, got '${audio_format}'" ;; esac
-case "${feats_normalize}" in global_mvn|utterance_mvn|none) ;;
-    *) die "--feats_normalize must be global_mvn, utterance_mvn or none, got '${feats_normalize}'" ;; esac
-if ! [[ "${ngpu}" =~ ^([0-9]+|auto)$ ]]; then die "--ngpu must be auto or a non-negative integer, got '${ngpu}'"; fi
-if [[ "${fs}" =~ ^([0-9]+)k$ ]]; then fs_hz=$((BASH_REMATCH[1] * 1000));
-elif [[ "${fs}" =~ ^[0-9]+$ ]]; then fs_hz=${fs};
-else die "--fs must be a rate like 16k or 16000, got '${fs}'"; fi
 if [ -n "${cls_config}" ] && [ ! -f "${cls_config}" ]; then die "--cls_config ${cls_config}: no such file"; fi
 if [ -n "${label_list}" ] && [ ! -f "${label_list}" ]; then die "--label_list ${label_list}: no such file"; fi
-"${python}" -c "import espnet2, espnet_summarymixing" 2>/dev/null \
-    || die "'${python}' cannot import espnet2 and espnet_summarymixing: run ./install.sh at the repository root, or activate the environment that has them"
-if [ "${ngpu}" = auto ]; then
-    ngpu=$("${python}" -c "import torch; print(1 if torch.cuda.is_available() else 0)")
-fi
+check_common_options  # utils/recipe_lib.sh; last, as it imports the Python stack
 
 # ---------------------------------------------------------------------------------------------
 # Derived names (as ESPnet's).

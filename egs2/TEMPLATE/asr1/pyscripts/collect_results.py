@@ -198,12 +198,9 @@ def stage_table(path: Path) -> list:
     return lines
 
 
-def experiment_section(exp_dir: Path, command=None) -> list:
-    """The markdown lines of one experiment."""
-    if not exp_dir.is_dir():
-        raise CollectError(f"{exp_dir}: no such experiment directory")
-    scores = find_scores(exp_dir)
-    lines = [f"## {exp_dir.resolve().name}", ""]
+def experiment_facts(exp_dir: Path, command=None):
+    """(bullet lines, parameter counts or None, training seconds or None) of an experiment: the
+    command (``command``, else EXP/run_command.txt), the parameter count and the training time."""
     facts = []
     if command is None and (exp_dir / "run_command.txt").is_file():
         command = (exp_dir / "run_command.txt").read_text(encoding="utf-8").strip()
@@ -213,9 +210,20 @@ def experiment_section(exp_dir: Path, command=None) -> list:
     if counts:
         name, total, encoder = counts
         facts.append(f"- parameters ({name}): {total:,} in total, {encoder:,} in the encoder")
+    seconds = None
     if (exp_dir / "train_time.txt").is_file():
         seconds = training_time(exp_dir / "train_time.txt")
         facts.append(f"- training time: {_duration(seconds)} ({seconds:.0f} s)")
+    return facts, counts, seconds
+
+
+def experiment_section(exp_dir: Path, command=None) -> list:
+    """The markdown lines of one experiment."""
+    if not exp_dir.is_dir():
+        raise CollectError(f"{exp_dir}: no such experiment directory")
+    scores = find_scores(exp_dir)
+    lines = [f"## {exp_dir.resolve().name}", ""]
+    facts, _, _ = experiment_facts(exp_dir, command)
     if facts:
         lines += facts + [""]
     if (exp_dir / "stage_times.tsv").is_file():

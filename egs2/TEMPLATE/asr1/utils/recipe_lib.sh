@@ -43,6 +43,33 @@ stage_done() {
     log "Stage ${_stage_no} done in ${dt} s"
 }
 
+# check_common_options [NAME...]: the checks of the options asr.sh and cls.sh share, before anything
+# runs: the data sets are given; stage, stop_stage, nj, inference_nj, num_nodes (and each NAME) are
+# non-negative integers; audio_format, feats_normalize, ngpu and fs have a valid value (sets fs_hz);
+# ${python} has espnet2 and this package; ngpu=auto becomes 1 when torch sees a GPU, else 0.
+check_common_options() {
+    local name
+    [ -n "${train_set}" ] || die "--train_set is required"
+    [ -n "${valid_set}" ] || die "--valid_set is required"
+    [ -n "${test_sets}" ] || die "--test_sets is required"
+    for name in stage stop_stage nj inference_nj num_nodes "$@"; do
+        [[ "${!name}" =~ ^[0-9]+$ ]] || die "--${name} must be a non-negative integer, got '${!name}'"
+    done
+    [ "${nj}" -ge 1 ] && [ "${inference_nj}" -ge 1 ] || die "--nj and --inference_nj must be at least 1"
+    case "${audio_format}" in flac|wav) ;; *) die "--audio_format must be flac or wav, got '${audio_format}'" ;; esac
+    case "${feats_normalize}" in global_mvn|utterance_mvn|none) ;;
+        *) die "--feats_normalize must be global_mvn, utterance_mvn or none, got '${feats_normalize}'" ;; esac
+    if ! [[ "${ngpu}" =~ ^([0-9]+|auto)$ ]]; then die "--ngpu must be auto or a non-negative integer, got '${ngpu}'"; fi
+    if [[ "${fs}" =~ ^([0-9]+)k$ ]]; then fs_hz=$((BASH_REMATCH[1] * 1000));
+    elif [[ "${fs}" =~ ^[0-9]+$ ]]; then fs_hz=${fs};
+    else die "--fs must be a rate like 16k or 16000, got '${fs}'"; fi
+    "${python}" -c "import espnet2, espnet_summarymixing" 2>/dev/null \
+        || die "'${python}' cannot import espnet2 and espnet_summarymixing: run ./install.sh at the repository root, or activate the environment that has them"
+    if [ "${ngpu}" = auto ]; then
+        ngpu=$("${python}" -c "import torch; print(1 if torch.cuda.is_available() else 0)")
+    fi
+}
+
 # max_epoch_of CONFIG ARGS: the max_epoch of a training config, overridden by --max_epoch in ARGS.
 max_epoch_of() {
     local n

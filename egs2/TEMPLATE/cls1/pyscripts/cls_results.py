@@ -30,9 +30,8 @@ from collect_results import (  # noqa: E402  (a sibling script, shared with asr1
     CollectError,
     _duration,
     environment_lines,
-    parameter_counts,
+    experiment_facts,
     stage_table,
-    training_time,
 )
 
 SCORES_PATTERN = "inference_*/<dataset>/scoring/scores.json"
@@ -56,30 +55,12 @@ def find_scores(exp_dir: Path) -> dict:
     return found
 
 
-def _facts(exp_dir: Path, command=None):
-    """(bullet lines, parameter counts or None, training seconds or None)."""
-    facts = []
-    if command is None and (exp_dir / "run_command.txt").is_file():
-        command = (exp_dir / "run_command.txt").read_text(encoding="utf-8").strip()
-    if command:
-        facts.append(f"- command: `{command}`")
-    counts = parameter_counts(exp_dir)
-    if counts:
-        name, total, encoder = counts
-        facts.append(f"- parameters ({name}): {total:,} in total, {encoder:,} in the encoder")
-    seconds = None
-    if (exp_dir / "train_time.txt").is_file():
-        seconds = training_time(exp_dir / "train_time.txt")
-        facts.append(f"- training time: {_duration(seconds)} ({seconds:.0f} s)")
-    return facts, counts, seconds
-
-
 def experiment_section(exp_dir: Path, out_dir: Path, command=None, images=None) -> list:
     if not exp_dir.is_dir():
         raise CollectError(f"{exp_dir}: no such experiment directory")
     scores = find_scores(exp_dir)
     lines = [f"## {exp_dir.resolve().name}", ""]
-    facts, _, _ = _facts(exp_dir, command)
+    facts, _, _ = experiment_facts(exp_dir, command)
     if facts:
         lines += facts + [""]
     if (exp_dir / "stage_times.tsv").is_file():
@@ -110,7 +91,7 @@ def summary_section(exp_dirs) -> list:
              "|---|---|---|---|---|---|"]
     for exp_dir in exp_dirs:
         exp_dir = Path(exp_dir)
-        _, counts, seconds = _facts(exp_dir)
+        _, counts, seconds = experiment_facts(exp_dir)
         params = f"{counts[1]:,}" if counts else "-"
         trained = _duration(seconds) if seconds is not None else "-"
         for (inference, dataset), (s, _) in find_scores(exp_dir).items():
