@@ -17,20 +17,15 @@ Nothing here changes the model: the graphs hold references to its modules.
 """
 
 import math
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 
-from espnet_summarymixing.encoders.base import (
-    SUBSAMPLING,
-    SUBSAMPLING_STEPS,
-    SummaryMixingEncoderBase,
-    subsampled_frames,
-    valid_mask,
-)
+from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase
+from espnet_summarymixing.frames.input_layer import valid_mask
 
 __all__ = ["FeatureGraph", "EncoderGraph", "RecognizerGraph", "StreamingStepGraph", "ExportError",
-           "check_exportable", "chunk_input_frames"]
+           "check_exportable"]
 
 
 class ExportError(ValueError):
@@ -64,13 +59,16 @@ def check_exportable(model, streaming: bool = False) -> None:
         raise ExportError("a pre-encoder or post-encoder is not supported by the export")
     if encoder.interctc_use_conditioning or encoder.ctc_trim:
         raise ExportError("self-conditioned or CTC-trimmed intermediate CTC is not supported by the export")
-    embed = encoder.embed
-    if isinstance(embed, torch.nn.Sequential) and isinstance(embed[0], torch.nn.Embedding):
+    try:
+        input_layer = encoder.input_layer
+    except ValueError as err:
+        raise ExportError(str(err)) from None
+    if input_layer.token_input:
         raise ExportError("input_layer='embed' (token input) is not a speech encoder: nothing to export")
     if streaming:
-        if not (encoder.causal_conv or encoder.chunk_conv):
+        if encoder.conv_context == "full":
             raise ExportError(
-                "--streaming needs a model trained to stream (causal_conv or chunk_conv, with "
+                "--streaming needs a model trained to stream (conv_context: chunk or causal, with "
                 "dynamic_chunk_training): this encoder's convolutions look ahead"
             )
         if isinstance(model.normalize, UtteranceMVN):
@@ -78,13 +76,6 @@ def check_exportable(model, streaming: bool = False) -> None:
                 "--streaming: normalize=utterance_mvn needs the whole utterance before its first frame; "
                 "train with global_mvn to stream"
             )
-
-
-def _sinusoids(positions: torch.Tensor, size: int) -> torch.Tensor:
-    """ESPnet's sinusoidal encoding of ``positions`` (T,) as (1, T, size), computed in the graph."""
-    div_term = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * -(math.log(10000.0) / size))
-    angles = positions.to(torch.float32)[:, None] * div_term[None, :]  # (T, size/2)
-    return torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(1, -1, size)
 
 
 class FeatureGraph(torch.nn.Module):
@@ -182,57 +173,23 @@ class EncoderGraph(torch.nn.Module):
     """A SummaryMixing encoder in eval mode, with positions computed in the graph.
 
     ``forward(feats (B, T, F), lengths (B,)) -> (out (B, T', D), out_lengths (B,))``, equal to the
-    encoder's ``forward`` (full context, or ``decode_chunk_size`` chunks).
+    encoder's ``forward`` (full context, or ``decode_chunk_size`` chunks). The input layer and the
+    block loop are the encoder's own (:class:`~espnet_summarymixing.frames.input_layer.InputLayer`,
+    ``encode_frames``); nothing is re-derived here.
     """
 
     def __init__(self, encoder: SummaryMixingEncoderBase):
         super().__init__()
         self.encoder = encoder
-        embed = encoder.embed
-        self.subsampling = isinstance(embed, tuple(SUBSAMPLING.values()))
-        self.layers = list(encoder.encoders)
-
-    def embed(self, feats: torch.Tensor, first_position) -> torch.Tensor:
-        """Subsampled, projected, position-encoded frames (B, T', D); positions from ``first_position``."""
-        from espnet.nets.pytorch_backend.transformer.embedding import (
-            PositionalEncoding,
-            ScaledPositionalEncoding,
-        )
-
-        embed = self.encoder.embed
-        if self.subsampling:
-            pos, body = embed.out[-1], embed.out[:-1]
-            if isinstance(embed.conv[0], torch.nn.Conv2d):
-                x = embed.conv(feats.unsqueeze(1))  # (B, C, T', F')
-                b, c, t, f = x.size()
-                x = x.transpose(1, 2).reshape(b, t, c * f)
-            else:
-                x = embed.conv(feats.transpose(1, 2)).transpose(1, 2)
-            x = body(x)
-        else:
-            pos, body = embed[-1], embed[:-1]
-            x = body(feats)
-        size = x.size(2)
-        if isinstance(pos, (PositionalEncoding, ScaledPositionalEncoding)):
-            positions = torch.arange(x.size(1), device=x.device) + first_position
-            table = _sinusoids(positions, size)
-            x = x + pos.alpha * table if isinstance(pos, ScaledPositionalEncoding) else x * pos.xscale + table
-        return x
+        self.input_layer = encoder.input_layer
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         enc = self.encoder
-        x = self.embed(feats, 0)
-        if self.subsampling:
-            out_lengths = subsampled_frames(enc.embed, lengths).clamp(min=1, max=x.size(1))
-        else:
-            out_lengths = lengths
+        x = self.input_layer(feats)  # (B, T', D)
+        out_lengths = self.input_layer.lengths(lengths, x.size(1))  # a new tensor, also without subsampling
         masks = valid_mask(out_lengths, x.size(1))[:, None, :]  # (B, 1, T')
-        extra = (enc.decode_chunk_size,) if enc.decode_chunk_size else ()
-        for layer in self.layers:
-            x = layer(x, masks, *extra)
-        if enc.after_norm is not None:
-            x = enc.after_norm(x)
-        return x * masks.transpose(1, 2).to(x.dtype), out_lengths
+        x, _, _ = enc.encode_frames(x, masks, enc.decode_chunk_size)
+        return x, out_lengths
 
 
 class RecognizerGraph(torch.nn.Module):
@@ -253,22 +210,12 @@ class RecognizerGraph(torch.nn.Module):
         return torch.log_softmax(self.ctc_lo(out), dim=-1), out_lengths
 
 
-def chunk_input_frames(embed, chunk_size: int) -> int:
-    """Feature frames the subsampling needs for ``chunk_size`` output frames (the fewest)."""
-    if type(embed) not in SUBSAMPLING_STEPS:
-        return chunk_size
-    frames = chunk_size
-    while subsampled_frames(embed, frames) < chunk_size:
-        frames += 1
-    return frames
-
-
 class StreamingStepGraph(torch.nn.Module):
     """One step of ``StreamingEncoder`` as a graph with explicit state tensors.
 
     ``forward(feats (1, n, F), position (1,) int64, *state) -> (log_probs (1, n', V), *new_state)``:
     ``feats`` are the normalised feature frames whose subsampled frames form one chunk (n' =
-    ``subsampled_frames(n)``, the chunk size except at the end of a stream), ``position`` the index
+    ``geometry.frames_out(n)``, the chunk size except at the end of a stream), ``position`` the index
     of its first encoder frame in the stream, ``state`` every layer's running summary (sum and
     count) and convolution caches, flattened in :attr:`state_spec` order (all zeros at the start
     of a stream, the same as no state).
@@ -281,10 +228,11 @@ class StreamingStepGraph(torch.nn.Module):
         from espnet_summarymixing.streaming.encoder import StreamingEncoder
 
         check_exportable(model, streaming=True)
-        self.encoder_graph = EncoderGraph(model.encoder)
+        self.encoder = model.encoder
+        self.input_layer = model.encoder.input_layer
         self.ctc_lo = model.ctc.ctc_lo
         self.chunk_size = chunk_size
-        self.input_frames = chunk_input_frames(model.encoder.embed, chunk_size)
+        self.input_frames = self.input_layer.geometry.frames_in(chunk_size)
         # the state's structure and shapes: one PyTorch step on a chunk of zeros
         stream = StreamingEncoder(model.encoder, chunk_size)
         with torch.no_grad():
@@ -298,15 +246,8 @@ class StreamingStepGraph(torch.nn.Module):
     def forward(self, feats: torch.Tensor, position: torch.Tensor, *state: torch.Tensor):
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
-        enc = self.encoder_graph.encoder
         states = tree_unflatten(list(state), self.state_spec)
-        x = self.encoder_graph.embed(feats, position)
-        mask = torch.ones(1, 1, x.size(1), dtype=torch.bool)
-        new_states = []
-        for layer, layer_state in zip(self.encoder_graph.layers, states):
-            x, layer_state = layer.step(x, mask, layer_state)
-            new_states.append(layer_state)
-        if enc.after_norm is not None:
-            x = enc.after_norm(x)
+        x = self.input_layer(feats, position)  # (1, n', D), positions from the graph input
+        x, new_states = self.encoder.step_frames(x, states)
         leaves, _ = tree_flatten(new_states)
         return (torch.log_softmax(self.ctc_lo(x), dim=-1), *leaves)

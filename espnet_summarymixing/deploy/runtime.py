@@ -18,15 +18,17 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft
+from espnet_summarymixing.frames.geometry import Subsampling
+
 __all__ = ["OnnxRecognizer", "OnnxStreamingRecognizer", "greedy_ctc", "tokens_to_text", "read_wave"]
 
 
 def greedy_ctc(log_probs: np.ndarray, blank: int = 0) -> List[int]:
     """Best-path CTC: the most likely token per frame, repeats merged, blanks removed."""
-    best = log_probs.argmax(axis=-1)
-    keep = np.ones(len(best), dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return [int(t) for t in best[keep] if t != blank]
+    carry = GreedyCtc(blank)
+    carry.push(log_probs.argmax(axis=-1).tolist())
+    return carry.tokens
 
 
 def tokens_to_text(tokens: Sequence[str]) -> str:
@@ -139,54 +141,25 @@ class OnnxStreamingRecognizer:
         stream = self.manifest["streaming"]
         self.features = _session(root / self.manifest["graphs"]["features"], threads)
         self.step = _session(root / self.manifest["graphs"]["streaming"], threads)
-        self.n_fft, self.hop = int(stream["n_fft"]), int(stream["hop_length"])
+        self.stft = IncrementalStft(int(stream["n_fft"]), int(stream["hop_length"]))
+        self.geometry = Subsampling.of(stream["subsampling_steps"])
         self.input_frames = int(stream["input_frames"])
         self.per_chunk = int(stream["input_frames_per_chunk"])
-        self.steps = [tuple(step) for step in stream["subsampling_steps"]]
         self.state_specs = [(item["name"], tuple(item["shape"])) for item in stream["state"]]
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream."""
-        self.audio = np.zeros(0, dtype=np.float32)  # samples from sample index audio_start on
-        self.audio_start = 0
-        self.next_frame = 0  # first feature frame not computed yet
+        self.stft.reset()
         self.buffer: Optional[np.ndarray] = None  # feature frames not consumed by a chunk yet
         self.position = 0  # encoder frames produced so far
         self.state = {name: np.zeros(shape, dtype=np.float32) for name, shape in self.state_specs}
-        self.token_ids: List[int] = []
-        self.previous = self.blank
+        self.ctc = GreedyCtc(self.blank)
 
-    def _subsampled(self, frames: int) -> int:
-        for lost, stride in self.steps:
-            frames = (frames - lost + stride - 1) // stride
-        return frames
-
-    def _new_features(self, final: bool) -> Optional[np.ndarray]:
-        """Feature frames that the audio so far determines exactly (all of them when final)."""
-        half, hop = self.n_fft // 2, self.hop
-        total = self.audio_start + len(self.audio)
-        last = total // hop if final else (total - half) // hop  # frame t needs samples < t*hop + half
-        if last < self.next_frame or len(self.audio) == 0:
-            return None
-        context = -(-half // hop)  # frames whose left edge the segment's own padding would corrupt
-        first = max(0, self.next_frame - context)
-        segment = self.audio[first * hop - self.audio_start:]
-        if len(segment) <= half:  # the STFT's reflection padding needs more than half a window
-            if final and self.next_frame == 0:
-                raise ValueError(f"the audio is too short: {total} samples, the model's STFT window needs "
-                                 f"more than {half}")
-            return None
+    def _features(self, segment: np.ndarray) -> np.ndarray:
         feats, _ = self.features.run(None, {"speech": segment[None].astype(np.float32),
                                             "speech_lengths": np.array([len(segment)], dtype=np.int64)})
-        begin = self.next_frame - first
-        feats = feats[0, begin:begin + last - self.next_frame + 1]
-        self.next_frame += len(feats)
-        keep_from = max(0, (self.next_frame - context) * hop)  # where the next segment starts
-        if keep_from > self.audio_start:
-            self.audio = self.audio[keep_from - self.audio_start:]
-            self.audio_start = keep_from
-        return feats
+        return feats[0]  # (T, F)
 
     def _chunk(self, feats: np.ndarray) -> None:
         outputs = self.step.run(None, {"feats": feats[None], "position": np.array([self.position], dtype=np.int64),
@@ -194,10 +167,7 @@ class OnnxStreamingRecognizer:
         log_probs = outputs[0][0]
         self.state = {name: value for (name, _), value in zip(self.state_specs, outputs[1:])}
         self.position += len(log_probs)
-        for label in log_probs.argmax(axis=-1).tolist():
-            if label != self.blank and label != self.previous:
-                self.token_ids.append(label)
-            self.previous = label
+        self.ctc.push(log_probs.argmax(axis=-1).tolist())
 
     def _consume(self, feats: Optional[np.ndarray], final: bool) -> None:
         if feats is not None and len(feats):
@@ -207,22 +177,22 @@ class OnnxStreamingRecognizer:
         while len(self.buffer) >= self.input_frames:
             self._chunk(self.buffer[:self.input_frames])
             self.buffer = self.buffer[self.per_chunk:]
-        if final and self._subsampled(len(self.buffer)) >= 1:  # the last, partial chunk
+        if final and self.geometry.frames_out(len(self.buffer)) >= 1:  # the last, partial chunk
             self._chunk(self.buffer)
             self.buffer = None
 
     def text(self) -> str:
-        return tokens_to_text([self.tokens[t] for t in self.token_ids])
+        return tokens_to_text([self.tokens[t] for t in self.ctc.tokens])
 
     def accept_audio(self, samples: np.ndarray) -> str:
         """Add mono float samples at the model's rate; return the hypothesis so far."""
-        self.audio = np.concatenate([self.audio, np.asarray(samples, dtype=np.float32).reshape(-1)])
-        self._consume(self._new_features(final=False), final=False)
+        self.stft.add(samples)
+        self._consume(self.stft.features(self._features, final=False), final=False)
         return self.text()
 
     def finish(self) -> str:
         """End of the stream: decode what remains; return the final text (the state is reset)."""
-        self._consume(self._new_features(final=True), final=True)
+        self._consume(self.stft.features(self._features, final=True), final=True)
         text = self.text()
         self.reset()
         return text

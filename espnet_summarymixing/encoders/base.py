@@ -11,57 +11,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from espnet.nets.pytorch_backend.nets_utils import trim_by_ctc_posterior
 from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
-from espnet.nets.pytorch_backend.transformer.embedding import (
-    PositionalEncoding,
-    ScaledPositionalEncoding,
-)
-from espnet.nets.pytorch_backend.transformer.subsampling import (
-    Conv1dSubsampling1,
-    Conv1dSubsampling2,
-    Conv1dSubsampling3,
-    Conv2dSubsampling,
-    Conv2dSubsampling1,
-    Conv2dSubsampling2,
-    Conv2dSubsampling6,
-    Conv2dSubsampling8,
-    TooShortUttError,
-    check_short_utt,
-)
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
-from espnet_summarymixing.layers.masked import valid_frames
-from espnet_summarymixing.layers.summary_mixing import SummaryMixing
+from espnet_summarymixing.frames.input_layer import (
+    INPUT_LAYERS,
+    POS_ENC_LAYERS,
+    InputLayer,
+    build_input_layer,
+    valid_mask,
+)
+from espnet_summarymixing.layers.masked import CONV_CONTEXTS, valid_frames
+from espnet_summarymixing.layers.summary_mixing import SummaryMixing, summary_spans
 
-SUBSAMPLING = {
-    "conv2d": Conv2dSubsampling,
-    "conv2d1": Conv2dSubsampling1,
-    "conv2d2": Conv2dSubsampling2,
-    "conv2d6": Conv2dSubsampling6,
-    "conv2d8": Conv2dSubsampling8,
-    "conv1d1": Conv1dSubsampling1,
-    "conv1d2": Conv1dSubsampling2,
-    "conv1d3": Conv1dSubsampling3,
-}
-# How each subsampling shortens a sequence: (frames lost, stride) per convolution. ESPnet
-# slices the padding mask instead, which counts one frame too many per stage for a padded
-# utterance (a frame whose receptive field reaches into the padding): the lengths are
-# recomputed from these, so that an utterance gets the same frames alone and in a batch.
-SUBSAMPLING_STEPS = {
-    Conv2dSubsampling: ((2, 2), (2, 2)),
-    Conv2dSubsampling1: ((2, 1), (2, 1)),
-    Conv2dSubsampling2: ((2, 2), (2, 1)),
-    Conv2dSubsampling6: ((2, 2), (4, 3)),
-    Conv2dSubsampling8: ((2, 2), (2, 2), (2, 2)),
-    Conv1dSubsampling1: ((2, 1), (2, 1)),
-    Conv1dSubsampling2: ((2, 1), (2, 2)),
-    Conv1dSubsampling3: ((2, 1), (4, 3)),
-}
-#: Accepted ``input_layer`` values (``None`` = no input layer, a Linear if sizes differ).
-INPUT_LAYERS = ("linear", *SUBSAMPLING, "embed", None)
-#: Accepted ``pos_enc_layer_type`` values. Relative encodings only make sense inside
-#: self-attention; they are mapped to ``abs_pos`` with a warning (see ``resolve_pos_enc``).
-POS_ENC_LAYERS = {"abs_pos": PositionalEncoding, "scaled_abs_pos": ScaledPositionalEncoding, "none": None}
+# Relative encodings only make sense inside self-attention; they are mapped to ``abs_pos`` with a
+# warning (see ``resolve_pos_enc``).
 _ATTENTION_ONLY_POS_ENC = ("rel_pos", "legacy_rel_pos")
 
 # The encoder keys that configure the cell, and the cell argument each one feeds.
@@ -94,13 +58,12 @@ interctc_use_conditioning (bool): Self-conditioned CTC (default False).
 layer_drop_rate (float): Probability of dropping each layer in training (default 0.0).
 gradient_checkpoint_layers (Optional[List[int]]): Layers to recompute in the backward
     pass, 0 = input layer (default None).
-causal_conv (bool): Time convolutions see past frames only (default False), in every
-    mode. One way to make the model streamable.
-chunk_conv (bool): Chunk-aware time convolutions (default False): centred as usual in full
-    context, but in a chunked forward (and when streaming) a frame sees no frame beyond
-    the end of its chunk (dynamic chunk convolution, Li et al., ICASSP 2023). The other,
-    usually more accurate way to make the model streamable: the full-context model is the
-    offline encoder. ``causal_conv`` or ``chunk_conv`` is needed for chunked modes.
+conv_context (str): What the time convolutions see: ``full`` (default), centred, the
+    offline model; ``chunk``, centred as usual in full context, but in a chunked forward
+    (and when streaming) a frame sees no frame beyond the end of its chunk (dynamic chunk
+    convolution, Li et al., ICASSP 2023), the usually more accurate way to make the model
+    streamable: its full-context model is the offline encoder; ``causal``, past frames
+    only, in every mode. Chunked modes and streaming need ``chunk`` or ``causal``.
 dynamic_chunk_training (bool): In training, each batch draws a chunk size from
     ``chunk_size_range`` or, with probability ``full_context_prob``, full context, so that
     one model serves offline and streaming decoding (default False).
@@ -130,7 +93,11 @@ attention_dropout_rate (Optional[float]): Accepted for config compatibility, no 
 rel_pos_type (Optional[str]): Accepted for config compatibility, no effect.
 zero_triu (Optional[bool]): Accepted for config compatibility, no effect.
 qk_norm (Optional[bool]): Accepted for config compatibility, no effect.
-use_flash_attn (Optional[bool]): Accepted for config compatibility, no effect.\
+use_flash_attn (Optional[bool]): Accepted for config compatibility, no effect.
+causal_conv (Optional[bool]): Deprecated, read with a warning: ``true`` is
+    ``conv_context: causal``.
+chunk_conv (Optional[bool]): Deprecated, read with a warning: ``true`` is
+    ``conv_context: chunk``.\
 """
 
 
@@ -208,65 +175,6 @@ def check_cgmlp_options(cgmlp_linear_units: int, cgmlp_conv_kernel: int, gate_ac
     if cgmlp_conv_kernel < 1 or cgmlp_conv_kernel % 2 == 0:
         raise ValueError(f"cgmlp_conv_kernel={cgmlp_conv_kernel} must be a positive odd number")
     check_choice("gate_activation", gate_activation, GATE_ACTIVATIONS)
-
-
-def build_input_layer(
-    input_layer: Optional[str],
-    input_size: int,
-    output_size: int,
-    dropout_rate: float,
-    pos_enc_layer_type: str,
-    positional_dropout_rate: float,
-    max_pos_emb_len: int,
-    padding_idx: int,
-) -> Optional[torch.nn.Module]:
-    """ESPnet's input layers, followed by the chosen positional encoding (or none)."""
-    check_choice("input_layer", input_layer, INPUT_LAYERS)
-    pos_class = POS_ENC_LAYERS[pos_enc_layer_type]
-    if pos_class is None:
-        pos_enc = torch.nn.Dropout(positional_dropout_rate)
-    else:
-        pos_enc = pos_class(output_size, positional_dropout_rate, max_pos_emb_len)
-    if input_layer in SUBSAMPLING:
-        return SUBSAMPLING[input_layer](input_size, output_size, dropout_rate, pos_enc)
-    if input_layer == "linear":
-        return torch.nn.Sequential(
-            torch.nn.Linear(input_size, output_size),
-            torch.nn.LayerNorm(output_size),
-            torch.nn.Dropout(dropout_rate),
-            pos_enc,
-        )
-    if input_layer == "embed":
-        return torch.nn.Sequential(
-            torch.nn.Embedding(input_size, output_size, padding_idx=padding_idx), pos_enc
-        )
-    if input_size != output_size:
-        return torch.nn.Sequential(torch.nn.Linear(input_size, output_size), pos_enc)
-    return torch.nn.Sequential(pos_enc)
-
-
-def subsampled_frames(embed: torch.nn.Module, frames):
-    """Frames that ``embed`` outputs from ``frames`` valid input frames (int or tensor), counting
-    only outputs whose receptive field lies inside the input (may be 0 or negative)."""
-    for lost, stride in SUBSAMPLING_STEPS[type(embed)]:
-        frames = (frames - lost + stride - 1) // stride
-    return frames
-
-
-def subsampled_mask(embed: torch.nn.Module, masks: torch.Tensor, frames: int) -> torch.Tensor:
-    """Validity mask (B, 1, frames) after ``embed``: frames that see only valid input.
-
-    An utterance shorter than the subsampling's receptive field keeps one frame, as in
-    ESPnet (alone, it raises TooShortUttError).
-    """
-    lengths = subsampled_frames(embed, masks.squeeze(1).sum(-1)).clamp(min=1, max=frames)  # (B,)
-    return valid_mask(lengths, frames)[:, None, :]  # (B, 1, T')
-
-
-def valid_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, T) True = valid frame, in memory linear in T. (ESPnet's ``make_pad_mask`` with ``maxlen``
-    builds a (T + 1) x (T + 1) matrix on its traceable path: 3.6 GB for 60,000 frames.)"""
-    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
 
 
 class SummaryMixingEncoderBase(AbsEncoder):
@@ -349,7 +257,8 @@ class SummaryMixingEncoderBase(AbsEncoder):
     @abstractmethod
     def _build_layers(self, args: Dict[str, Any], cell: Callable[[], SummaryMixing]) -> List[torch.nn.Module]:
         """Validate the family's own keys in ``args`` (the constructor's arguments) and return its
-        ``num_blocks`` blocks, each called as ``block(x, mask, chunk_size=0) -> x`` and, streamed,
+        ``num_blocks`` blocks, each called as ``block(x, mask, chunk_size=0, valid=None, spans=None) -> x``
+        and, streamed,
         ``block.step(x, mask, state) -> (x, state)``; ``cell()`` builds one SummaryMixing cell."""
 
     def _setup_interctc(self, args: Dict[str, Any]) -> None:
@@ -389,35 +298,40 @@ class SummaryMixingEncoderBase(AbsEncoder):
     def output_size(self) -> int:
         return self._output_size
 
-    def set_summary_window(self, frames: int) -> None:
-        """Inference option for recordings much longer than the training utterances: every cell's
-        summary becomes, for each frame, the mean over the frames within ``frames`` encoder frames of
-        it (a sliding window, computed with cumulative sums in linear time) instead of the mean over
-        the whole recording; 0 restores the trained behaviour. Chunked modes are unaffected."""
-        if not isinstance(frames, int) or frames < 0:
-            raise ValueError(f"summary window {frames!r} must be a whole number of encoder frames >= 0 (0 = off)")
-        for module in self.modules():
-            if isinstance(module, SummaryMixing):
-                module.summary_window = frames
-                module.summary_segments = None
-
-    def set_summary_segments(self, starts: Optional[Sequence[int]]) -> None:
-        """Inference option for a long recording made of separate utterances: every cell's summary
-        becomes, for each frame, the mean over its own segment, the segments starting at the encoder
-        frames ``starts`` (the first at 0); None restores the trained behaviour. For one recording at a
-        time (every utterance of a batch would be cut at the same frames)."""
-        if starts is not None:
-            starts = tuple(int(b) for b in starts)
-            if any(b < 0 for b in starts):
-                raise ValueError(f"summary segments {starts}: frame indices must be >= 0")
-        for module in self.modules():
-            if isinstance(module, SummaryMixing):
-                module.summary_segments = starts
-                module.summary_window = 0
-
     def _setup_chunks(self, args: Dict[str, Any]) -> None:
-        """Validate and store the chunk-causal (streaming) options."""
-        causal_conv, chunk_conv = args["causal_conv"], args["chunk_conv"]
+        """Validate and store ``conv_context`` and the chunk-causal (streaming) options.
+
+        The deprecated booleans ``conv_context`` replaced still load with a warning: ``causal_conv:
+        true`` is ``conv_context: causal`` and ``chunk_conv: true`` is ``conv_context: chunk`` (the
+        default ``full`` gives way to them). Both true, or an old key that contradicts
+        ``conv_context``, is a ValueError naming both. The result is written back to
+        ``args["conv_context"]`` for ``_build_layers``.
+        """
+        given = conv_context = args["conv_context"]
+        check_choice("conv_context", given, CONV_CONTEXTS)
+        if args.get("causal_conv") and args.get("chunk_conv"):
+            raise ValueError(
+                "causal_conv=True and chunk_conv=True exclude each other (both are deprecated): write "
+                "conv_context: causal (left-only convolutions) or conv_context: chunk (convolutions cut "
+                "at the end of each chunk)"
+            )
+        for key, context in (("causal_conv", "causal"), ("chunk_conv", "chunk")):
+            value = args.get(key)
+            if value is None:
+                continue
+            # true asks for ``context`` (the default ``full`` gives way); false forbids it
+            contradicts = given not in ("full", context) if value else given == context
+            if contradicts:
+                raise ValueError(
+                    f"{key}={value} contradicts conv_context={given!r}: {key} is deprecated, "
+                    f"remove it and keep conv_context (one of {list(CONV_CONTEXTS)})"
+                )
+            if value:
+                conv_context = context
+                logging.warning("%s: %s=True is deprecated: write conv_context: %s instead.", self.NAME, key, context)
+            else:
+                logging.warning("%s: %s=False is deprecated: remove it (conv_context replaces it).", self.NAME, key)
+        args["conv_context"] = conv_context
         dynamic_chunk_training, full_context_prob = args["dynamic_chunk_training"], args["full_context_prob"]
         chunk_size_range, decode_chunk_size = args["chunk_size_range"], args["decode_chunk_size"]
         chunk_size_range = list(chunk_size_range) if chunk_size_range is not None else [1, 25]
@@ -429,18 +343,12 @@ class SummaryMixingEncoderBase(AbsEncoder):
         check_range("full_context_prob", full_context_prob, 0.0, 1.0 + 1e-9)
         if decode_chunk_size < 0:
             raise ValueError(f"decode_chunk_size={decode_chunk_size} must be 0 (full context) or positive")
-        if causal_conv and chunk_conv:
+        if (dynamic_chunk_training or decode_chunk_size) and conv_context == "full":
             raise ValueError(
-                "causal_conv=True and chunk_conv=True exclude each other: choose left-only "
-                "convolutions (causal_conv) or convolutions cut at the end of each chunk (chunk_conv)"
+                "dynamic_chunk_training/decode_chunk_size need conv_context='chunk' or 'causal', not "
+                "'full': a centred convolution would let every chunk see frames of the next one"
             )
-        if (dynamic_chunk_training or decode_chunk_size) and not (causal_conv or chunk_conv):
-            raise ValueError(
-                "dynamic_chunk_training/decode_chunk_size need causal_conv=True or chunk_conv=True: "
-                "a centred convolution would let every chunk see frames of the next one"
-            )
-        self.causal_conv = causal_conv
-        self.chunk_conv = chunk_conv
+        self.conv_context = conv_context
         self.dynamic_chunk_training = dynamic_chunk_training
         self.chunk_size_range = chunk_size_range
         self.full_context_prob = full_context_prob
@@ -460,6 +368,12 @@ class SummaryMixingEncoderBase(AbsEncoder):
             return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False, **kwargs)
         return module(*args, **kwargs)
 
+    @property
+    def input_layer(self) -> InputLayer:
+        """The input layer ``embed`` read back into its parts (:class:`~espnet_summarymixing.frames.
+        input_layer.InputLayer`): projection, positions, frame arithmetic."""
+        return InputLayer(self.embed)
+
     def forward(
         self,
         xs_pad: torch.Tensor,
@@ -468,6 +382,8 @@ class SummaryMixingEncoderBase(AbsEncoder):
         masks: torch.Tensor = None,
         ctc: CTC = None,
         return_all_hs: bool = False,
+        summary_window: int = 0,
+        summary_segments: Optional[Sequence[int]] = None,
     ) -> Tuple[Union[torch.Tensor, Tuple], torch.Tensor, None]:
         """Encode a padded batch.
 
@@ -480,6 +396,14 @@ class SummaryMixingEncoderBase(AbsEncoder):
                 convention for this argument); computed from ``ilens`` when omitted.
             ctc (CTC): ESPnet's CTC module, needed with ``interctc_use_conditioning``.
             return_all_hs (bool): Also return every layer's output.
+            summary_window (int): Inference on recordings much longer than the training
+                utterances, full context: each frame's summary is the mean over the frames within
+                this many encoder frames of it (cumulative sums, linear in T); 0 (default): the
+                whole utterance's, as trained.
+            summary_segments (Optional[Sequence[int]]): Inference on a long recording made of
+                separate utterances (one recording per batch): the encoder frames where a new
+                segment starts; each frame's summary is then its own segment's. Excludes
+                ``summary_window``.
 
         Returns:
             Output (B, T', D) zero at padded frames, or ``(output, [(layer, hidden), ...])``
@@ -495,67 +419,111 @@ class SummaryMixingEncoderBase(AbsEncoder):
         xs_pad, masks = self._embed(xs_pad, masks)  # (B, T', D), (B, 1, T')
         if self.compile_blocks and xs_pad._base is not None:
             xs_pad = xs_pad.clone()  # compiled blocks given a view would compile a second graph for it
-
-        chunk = self._chunk_size()
-        extra = (chunk,) if chunk else ()  # only chunk-capable layers ever get a chunk size
-        valid = None  # the mask as (B, T', 1) 0/1 in the frames' dtype, built once for all layers
-        intermediate_outs = []
-        for idx, layer in enumerate(self.encoders):
-            if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:
-                continue
-            if valid is None or valid.dtype != xs_pad.dtype:
-                valid = valid_frames(masks, xs_pad.dtype)
-            if idx + 1 in self.gradient_checkpoint_layers:
-                xs_pad = self._run(layer, xs_pad, masks, *extra, valid=valid)
-            else:
-                xs_pad = layer(xs_pad, masks, *extra, valid=valid)
-            if return_all_hs:
-                intermediate_outs.append(xs_pad)
-            elif idx + 1 in self.interctc_layer_idx:
-                encoder_out = xs_pad
-                if self._normalize_interctc and self.after_norm is not None:
-                    encoder_out = self.after_norm(encoder_out)
-                intermediate_outs.append((idx + 1, encoder_out))
-                if self.interctc_use_conditioning:
-                    if ctc is None or self.conditioning_layer is None:
-                        raise ValueError(
-                            "interctc_use_conditioning=True needs forward(..., ctc=<CTC>) and "
-                            "a conditioning_layer (ESPnet's ASR model sets it)"
-                        )
-                    xs_pad = xs_pad + self.conditioning_layer(ctc.softmax(encoder_out))
-                if self.ctc_trim and ctc is not None:
-                    xs_pad, masks, _ = trim_by_ctc_posterior(
-                        xs_pad, ctc.softmax(encoder_out), masks
-                    )
-                    valid = None
-
-        if self.after_norm is not None:
-            xs_pad = self.after_norm(xs_pad)
-        xs_pad = xs_pad * masks.transpose(1, 2).to(xs_pad.dtype)  # padded frames are zero
+        spans = None
+        if summary_window or summary_segments is not None:
+            if summary_segments is not None and xs_pad.size(0) != 1:
+                raise ValueError(f"summary_segments cut one recording: got a batch of {xs_pad.size(0)}")
+            spans = summary_spans(xs_pad.size(1), summary_window, summary_segments, xs_pad.device)
+        xs_pad, masks, intermediate_outs = self.encode_frames(
+            xs_pad, masks, self._chunk_size(), ctc=ctc, return_all_hs=return_all_hs, spans=spans)
         olens = masks.squeeze(1).sum(1)
         if intermediate_outs:
             return (xs_pad, intermediate_outs), olens, None
         return xs_pad, olens, None
 
-    def _embed(self, xs_pad: torch.Tensor, masks: torch.Tensor):
-        embed = self.embed
-        if isinstance(embed, tuple(SUBSAMPLING.values())):
-            too_short, limit = check_short_utt(embed, xs_pad.size(1))
-            if too_short:
-                raise TooShortUttError(
-                    f"has {xs_pad.size(1)} frames and is too short for subsampling "
-                    f"(it needs more than {limit} frames), return empty results",
-                    xs_pad.size(1),
-                    limit,
-                )
-            if 0 in self.gradient_checkpoint_layers:
-                xs_pad, _ = self._run(embed, xs_pad, masks)
+    def encode_frames(
+        self,
+        xs: torch.Tensor,
+        masks: torch.Tensor,
+        chunk_size: int = 0,
+        ctc: CTC = None,
+        return_all_hs: bool = False,
+        spans: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, list]:
+        """The block loop over embedded frames, written once for every whole-sequence path (the
+        forward, the ONNX graph): blocks, intermediate CTC, output norm, zeros at padded frames.
+
+        Args:
+            xs (torch.Tensor): Embedded frames (B, T', D).
+            masks (torch.Tensor): (B, 1, T') True = valid.
+            chunk_size (int): 0 = full context, c > 0 = chunks of c frames.
+            ctc, return_all_hs: As in :meth:`forward`.
+            spans: Per-frame summary spans (:func:`~espnet_summarymixing.layers.summary_mixing.
+                summary_spans`), or None.
+
+        Returns:
+            ``(output (B, T', D), masks (B, 1, T'), intermediate outputs)``.
+        """
+        extra = (chunk_size,) if chunk_size else ()  # only chunk-capable layers ever get a chunk size
+        more = {"spans": spans} if spans is not None else {}
+        valid = None  # the mask as (B, T', 1) 0/1 in the frames' dtype, built once for all layers
+        intermediate_outs = []
+        for idx, layer in enumerate(self.encoders):
+            if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:
+                continue
+            if valid is None or valid.dtype != xs.dtype:
+                valid = valid_frames(masks, xs.dtype)
+            if idx + 1 in self.gradient_checkpoint_layers:
+                xs = self._run(layer, xs, masks, *extra, valid=valid, **more)
             else:
-                xs_pad, _ = embed(xs_pad, masks)
-            return xs_pad, subsampled_mask(embed, masks, xs_pad.size(1))
-        if 0 in self.gradient_checkpoint_layers:
-            return self._run(embed, xs_pad), masks
-        return embed(xs_pad), masks
+                xs = layer(xs, masks, *extra, valid=valid, **more)
+            if return_all_hs:
+                intermediate_outs.append(xs)
+            elif idx + 1 in self.interctc_layer_idx:
+                encoder_out = self._interctc_input(xs)
+                intermediate_outs.append((idx + 1, encoder_out))
+                if self.interctc_use_conditioning:
+                    xs = self._condition(xs, encoder_out, ctc)
+                if self.ctc_trim and ctc is not None:
+                    xs, masks, _ = trim_by_ctc_posterior(xs, ctc.softmax(encoder_out), masks)
+                    valid = None
+        if self.after_norm is not None:
+            xs = self.after_norm(xs)
+        xs = xs * masks.transpose(1, 2).to(xs.dtype)  # padded frames are zero
+        return xs, masks, intermediate_outs
+
+    def step_frames(self, xs: torch.Tensor, states: List[Optional[tuple]], ctc: CTC = None
+                    ) -> Tuple[torch.Tensor, List[Optional[tuple]]]:
+        """The block loop for one streaming step, written once for every streaming path (the
+        streaming encoder, the ONNX step graph): a chunk of embedded frames (1, c, D) with every
+        layer's state (None at the start of a stream) -> the chunk's output (1, c, D), the new states.
+        Intermediate CTC conditions frame by frame, as in the chunked forward."""
+        mask = torch.ones(1, 1, xs.size(1), dtype=torch.bool, device=xs.device)
+        new_states = []
+        for idx, (layer, state) in enumerate(zip(self.encoders, states)):
+            xs, state = layer.step(xs, mask, state)
+            new_states.append(state)
+            if self.interctc_use_conditioning and idx + 1 in self.interctc_layer_idx:
+                xs = self._condition(xs, self._interctc_input(xs), ctc)
+        if self.after_norm is not None:
+            xs = self.after_norm(xs)
+        return xs, new_states
+
+    def _interctc_input(self, xs: torch.Tensor) -> torch.Tensor:
+        if self._normalize_interctc and self.after_norm is not None:
+            return self.after_norm(xs)
+        return xs
+
+    def _condition(self, xs: torch.Tensor, encoder_out: torch.Tensor, ctc: CTC) -> torch.Tensor:
+        if ctc is None or self.conditioning_layer is None:
+            raise ValueError(
+                "interctc_use_conditioning=True needs forward(..., ctc=<CTC>) and "
+                "a conditioning_layer (ESPnet's ASR model sets it)"
+            )
+        return xs + self.conditioning_layer(ctc.softmax(encoder_out))
+
+    def _embed(self, xs_pad: torch.Tensor, masks: torch.Tensor):
+        """Input layer: (B, T, F) features, (B, 1, T) mask -> (B, T', D) frames, (B, 1, T') mask."""
+        layer = self.input_layer
+        layer.check_length(xs_pad.size(1))
+        # ESPnet's own module computes the offline path (a long-form pass may have it blocked,
+        # :mod:`espnet_summarymixing.longform.blocked`); the lengths are the frame pipeline's
+        run = self._run if 0 in self.gradient_checkpoint_layers else (lambda f, *a: f(*a))
+        if not layer.subsampling:
+            return run(self.embed, xs_pad), masks
+        xs_pad, _ = run(self.embed, xs_pad, masks)
+        lengths = layer.lengths(masks.squeeze(1).sum(-1), xs_pad.size(1))  # (B,)
+        return xs_pad, valid_mask(lengths, xs_pad.size(1))[:, None, :]  # (B, T', D), (B, 1, T')
 
     def _check_inputs(self, xs_pad: torch.Tensor, ilens: torch.Tensor) -> None:
         token_input = isinstance(self.embed, torch.nn.Sequential) and isinstance(

@@ -47,12 +47,10 @@ class _BranchformerLayer(torch.nn.Module):
         cgmlp_weight: float,
         attn_branch_drop_rate: float,
         stochastic_depth_rate: float,
-        causal_conv: bool = False,
-        chunk_conv: bool = False,
+        conv_context: str = "full",
     ):
         super().__init__()
-        self.causal_conv = causal_conv
-        self.chunk_conv = chunk_conv
+        self.conv_context = conv_context  # what the cgMLP convolution sees: full, chunk or causal
         if merge_method == "fixed_ave" and cgmlp_weight == 0.0:
             cgmlp = None
         if merge_method == "fixed_ave" and cgmlp_weight == 1.0:
@@ -85,7 +83,7 @@ class _BranchformerLayer(torch.nn.Module):
             self.merge_proj = torch.nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0,
-                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+                valid: Optional[torch.Tensor] = None, spans=None) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
         coeff = 1.0
         if self.training and self.stochastic_depth_rate > 0:
@@ -95,10 +93,9 @@ class _BranchformerLayer(torch.nn.Module):
         valid = _masked.valid_frames(mask, x.dtype) if valid is None else valid  # (B, T, 1)
         x1 = x2 = None
         if self.summary_mixing is not None:
-            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size, valid=valid)
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size, valid=valid, spans=spans)
         if self.cgmlp is not None:
-            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
-                               chunk_size if self.chunk_conv else 0)
+            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.conv_context, chunk_size)
         return self._merge(x, x1, x2, mask, coeff)
 
     def step(self, x: torch.Tensor, mask: torch.Tensor, state):
@@ -109,7 +106,7 @@ class _BranchformerLayer(torch.nn.Module):
         if self.summary_mixing is not None:
             x1, mix_state = self.summary_mixing.forward_streaming(self.norm_mha(x), mask, mix_state)
         if self.cgmlp is not None:
-            x2, conv_cache = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv, cache=conv_cache,
+            x2, conv_cache = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.conv_context, cache=conv_cache,
                                            streaming=True)
         return self._merge(x, x1, x2, mask, 1.0), (mix_state, conv_cache)
 
@@ -212,8 +209,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_layer_idx: Optional[List[int]] = None,
         interctc_use_conditioning: bool = False,
         gradient_checkpoint_layers: Optional[List[int]] = None,
-        causal_conv: bool = False,
-        chunk_conv: bool = False,
+        conv_context: str = "full",
         dynamic_chunk_training: bool = False,
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
@@ -233,6 +229,8 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         zero_triu: Optional[bool] = None,
         qk_norm: Optional[bool] = None,
         use_flash_attn: Optional[bool] = None,
+        causal_conv: Optional[bool] = None,
+        chunk_conv: Optional[bool] = None,
     ):
         super().__init__(locals())
 
@@ -241,7 +239,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
         if not (args["use_attn"] or args["use_cgmlp"]):
             raise ValueError("use_attn=False and use_cgmlp=False: a block needs at least one branch")
         check_choice("merge_method", merge_method, MERGE_METHODS)
-        chunked = args["causal_conv"] or args["chunk_conv"] or args["dynamic_chunk_training"] or args["decode_chunk_size"]
+        chunked = args["conv_context"] != "full" or args["dynamic_chunk_training"] or args["decode_chunk_size"]
         if merge_method == "learned_ave" and chunked:
             raise ValueError(
                 "merge_method='learned_ave' pools each branch over the whole utterance, which "
@@ -271,8 +269,7 @@ class SummaryMixingBranchformerEncoder(SummaryMixingEncoderBase):
                 cgmlp_weight[i],
                 attn_branch_drop_rate[i],
                 stochastic_depth_rate[i],
-                args["causal_conv"],
-                args["chunk_conv"],
+                args["conv_context"],
             )
             for i in range(num_blocks)
         ]

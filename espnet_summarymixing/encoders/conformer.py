@@ -41,13 +41,11 @@ class _ConformerLayer(torch.nn.Module):
         normalize_before: bool,
         concat_after: bool,
         stochastic_depth_rate: float,
-        causal_conv: bool = False,
-        chunk_conv: bool = False,
+        conv_context: str = "full",
     ):
         super().__init__()
         self.size = size
-        self.causal_conv = causal_conv
-        self.chunk_conv = chunk_conv
+        self.conv_context = conv_context  # what the time convolutions see: full, chunk or causal
         self.summary_mixing = summary_mixing
         self.feed_forward = feed_forward
         self.feed_forward_macaron = feed_forward_macaron
@@ -73,12 +71,12 @@ class _ConformerLayer(torch.nn.Module):
         return x if self.normalize_before else norm(x)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0,
-                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+                valid: Optional[torch.Tensor] = None, spans=None) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D).
 
         ``chunk_size`` > 0 makes the summary chunk-causal (each frame sees the utterance up to
-        the end of its chunk); with ``causal_conv`` the convolutions see no future frame, with
-        ``chunk_conv`` none beyond the end of the chunk.
+        the end of its chunk); with ``conv_context`` ``causal`` the convolutions see no future frame,
+        with ``chunk`` none beyond the end of the chunk.
         """
         coeff = 1.0
         if self.training and self.stochastic_depth_rate > 0:
@@ -88,11 +86,10 @@ class _ConformerLayer(torch.nn.Module):
         valid = _masked.valid_frames(mask, x.dtype) if valid is None else valid  # (B, T, 1)
 
         def mix(y):
-            return self.summary_mixing(y, mask, chunk_size=chunk_size, valid=valid)
+            return self.summary_mixing(y, mask, chunk_size=chunk_size, valid=valid, spans=spans)
 
         def conv(y):
-            return _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv,
-                                       chunk_size=chunk_size if self.chunk_conv else 0)
+            return _masked.conv_module(self.conv_module, y, valid, self.conv_context, chunk_size)
 
         return self._blocks(x, valid, mix, conv, coeff)
 
@@ -108,7 +105,7 @@ class _ConformerLayer(torch.nn.Module):
             return out
 
         def conv(y):
-            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, causal=self.causal_conv,
+            out, new["conv"] = _masked.conv_module(self.conv_module, y, valid, self.conv_context,
                                                    cache=conv_cache, streaming=True)
             return out
 
@@ -213,8 +210,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         layer_drop_rate: float = 0.0,
         max_pos_emb_len: int = 5000,
         gradient_checkpoint_layers: Optional[List[int]] = None,
-        causal_conv: bool = False,
-        chunk_conv: bool = False,
+        conv_context: str = "full",
         dynamic_chunk_training: bool = False,
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
@@ -234,6 +230,8 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         zero_triu: Optional[bool] = None,
         qk_norm: Optional[bool] = None,
         use_flash_attn: Optional[bool] = None,
+        causal_conv: Optional[bool] = None,
+        chunk_conv: Optional[bool] = None,
     ):
         super().__init__(locals())
 
@@ -253,10 +251,10 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
                 f"positionwise_conv_kernel_size={args['positionwise_conv_kernel_size']} must be odd "
                 "(an even kernel shifts the output by half a frame)"
             )
-        if positionwise_layer_type != "linear" and (args["causal_conv"] or args["chunk_conv"]):
+        if positionwise_layer_type != "linear" and args["conv_context"] != "full":
             raise ValueError(
                 f"positionwise_layer_type={positionwise_layer_type!r} convolves over time and cannot be "
-                "made causal or chunk-aware: use 'linear' with causal_conv/chunk_conv"
+                f"made causal or chunk-aware: use 'linear' with conv_context={args['conv_context']!r}"
             )
         depth_rates = per_block("stochastic_depth_rate", args["stochastic_depth_rate"], args["num_blocks"])
         for p in depth_rates:
@@ -281,8 +279,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
                 args["normalize_before"],
                 args["concat_after"],
                 depth_rates[i],
-                args["causal_conv"],
-                args["chunk_conv"],
+                args["conv_context"],
             )
             for i in range(args["num_blocks"])
         ]

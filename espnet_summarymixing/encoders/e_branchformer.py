@@ -33,12 +33,10 @@ class _EBranchformerLayer(torch.nn.Module):
         feed_forward_macaron: Optional[torch.nn.Module],
         dropout_rate: float,
         merge_conv_kernel: int,
-        causal_conv: bool = False,
-        chunk_conv: bool = False,
+        conv_context: str = "full",
     ):
         super().__init__()
-        self.causal_conv = causal_conv
-        self.chunk_conv = chunk_conv
+        self.conv_context = conv_context  # what the time convolutions see: full, chunk or causal
         self.size = size
         self.summary_mixing = summary_mixing
         self.cgmlp = cgmlp
@@ -60,19 +58,18 @@ class _EBranchformerLayer(torch.nn.Module):
         self.merge_proj = torch.nn.Linear(2 * size, size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, chunk_size: int = 0,
-                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+                valid: Optional[torch.Tensor] = None, spans=None) -> torch.Tensor:
         """x (B, T, D), mask (B, 1, T) True = valid -> (B, T, D); chunk_size as the Conformer's."""
         valid = _masked.valid_frames(mask, x.dtype) if valid is None else valid  # (B, T, 1)
 
         def branches(x):
-            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
-                               chunk_size if self.chunk_conv else 0)
-            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size, valid=valid)
+            x2 = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.conv_context, chunk_size)
+            x1 = self.summary_mixing(self.norm_mha(x), mask, chunk_size=chunk_size, valid=valid, spans=spans)
             return x1, x2
 
         def fuse(x_concat):
-            return _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.causal_conv,
-                                          chunk_size if self.chunk_conv else 0)
+            return _masked.depthwise_conv(self.depthwise_conv_fusion, x_concat, valid, self.conv_context,
+                                          chunk_size)
 
         return self._block(x, branches, fuse)
 
@@ -83,14 +80,14 @@ class _EBranchformerLayer(torch.nn.Module):
         new = {}
 
         def branches(x):
-            x2, new["cgmlp"] = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.causal_conv,
+            x2, new["cgmlp"] = _masked.cgmlp(self.cgmlp, self.norm_mlp(x), valid, self.conv_context,
                                              cache=cgmlp_cache, streaming=True)
             x1, new["mix"] = self.summary_mixing.forward_streaming(self.norm_mha(x), mask, mix_state)
             return x1, x2
 
         def fuse(x_concat):
             out, new["fusion"] = _masked.conv_step(self.depthwise_conv_fusion, x_concat, valid,
-                                                   fusion_cache, self.causal_conv)
+                                                   fusion_cache, self.conv_context)
             return out
 
         x = self._block(x, branches, fuse)
@@ -177,8 +174,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         interctc_layer_idx: Optional[List[int]] = None,
         interctc_use_conditioning: bool = False,
         gradient_checkpoint_layers: Optional[List[int]] = None,
-        causal_conv: bool = False,
-        chunk_conv: bool = False,
+        conv_context: str = "full",
         dynamic_chunk_training: bool = False,
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
@@ -198,6 +194,8 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
         zero_triu: Optional[bool] = None,
         qk_norm: Optional[bool] = None,
         use_flash_attn: Optional[bool] = None,
+        causal_conv: Optional[bool] = None,
+        chunk_conv: Optional[bool] = None,
     ):
         super().__init__(locals())
 
@@ -229,8 +227,7 @@ class SummaryMixingEBranchformerEncoder(SummaryMixingEncoderBase):
                 ffn() if args["use_ffn"] and args["macaron_ffn"] else None,
                 args["dropout_rate"],
                 merge_conv_kernel,
-                args["causal_conv"],
-                args["chunk_conv"],
+                args["conv_context"],
             )
             for _ in range(args["num_blocks"])
         ]

@@ -7,11 +7,11 @@ Shapes use one convention throughout: B batch, T frames, D model size, H heads,
 U hidden units of the local (F) and summary (S) branches, C chunks.
 """
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["SummaryMixing", "MODES", "ACTIVATIONS"]
+__all__ = ["SummaryMixing", "MODES", "ACTIVATIONS", "summary_spans"]
 
 #: Cell variants: ``mixing`` (the paper's default), ``lite`` (summary only) and
 #: ``fast`` (one fused projection for both branches).
@@ -26,6 +26,50 @@ ACTIVATIONS = {
     "hardtanh": torch.nn.Hardtanh,
     "selu": torch.nn.SELU,
 }
+
+
+def summary_spans(frames: int, window: int = 0, segments: Optional[Sequence[int]] = None,
+                  device: Optional[torch.device] = None) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """The frames ``[lo_t, hi_t)`` whose summary frame ``t`` of ``frames`` receives, for inference on
+    recordings much longer than the training utterances, or None for the trained behaviour (the mean
+    over the whole utterance).
+
+    Args:
+        frames: Frames of the sequence (T).
+        window: W > 0: each frame's summary is the mean over the frames within W frames of it (a
+            sliding window); 0: off.
+        segments: Frame indices where a new segment starts (the first at 0): each frame's summary is
+            its own segment's, as if the segments were utterances laid end to end. Excludes ``window``.
+
+    Returns:
+        ``(lo, hi)``, two (T,) int64 tensors, or None when every frame would see the whole sequence.
+
+    >>> lo, hi = summary_spans(6, window=1)
+    >>> lo.tolist(), hi.tolist()
+    ([0, 0, 1, 2, 3, 4], [2, 3, 4, 5, 6, 6])
+    >>> [t.tolist() for t in summary_spans(6, segments=[0, 4])]
+    [[0, 0, 0, 0, 4, 4], [4, 4, 4, 4, 6, 6]]
+    """
+    if not isinstance(window, int) or window < 0:
+        raise ValueError(f"summary window {window!r} must be a whole number of encoder frames >= 0 (0 = off)")
+    if window and segments is not None:
+        raise ValueError("a summary window and summary segments exclude each other: give one")
+    index = torch.arange(frames, device=device)
+    if window:
+        if window >= frames - 1:
+            return None  # every window covers the whole sequence
+        return (index - window).clamp(min=0), (index + window + 1).clamp(max=frames)
+    if segments is None:
+        return None
+    segments = [int(b) for b in segments]
+    if any(b < 0 for b in segments):
+        raise ValueError(f"summary segments {segments}: frame indices must be >= 0")
+    starts = torch.tensor(sorted({0, *(b for b in segments if 0 < b < frames)}), device=device)
+    if starts.numel() == 1:
+        return None
+    ends = torch.cat([starts[1:], starts.new_tensor([frames])])
+    segment = torch.searchsorted(starts, index, right=True) - 1
+    return starts[segment], ends[segment]
 
 
 def make_activation(name: str, argument: str = "activation") -> torch.nn.Module:
@@ -206,13 +250,6 @@ class SummaryMixing(torch.nn.Module):
         if branch_norm:
             self._add_branch_norms()
         self.dropout = torch.nn.Dropout(dropout_rate)
-        #: Inference options for long recordings (set them for a whole encoder with the encoder's
-        #: ``set_summary_window`` / ``set_summary_segments``): by default (0 / None, as trained) the
-        #: summary is the whole utterance's; ``summary_window`` W > 0 gives each frame the summary of
-        #: the valid frames within W frames of it; ``summary_segments`` (frame indices where a new
-        #: segment starts) the summary of its own segment (see :meth:`_windowed`).
-        self.summary_window = 0
-        self.summary_segments: Optional[Tuple[int, ...]] = None
 
     def _add_branch_norms(self) -> None:
         like = next(self.parameters())
@@ -294,6 +331,7 @@ class SummaryMixing(torch.nn.Module):
         mask: Optional[torch.Tensor] = None,
         chunk_size: int = 0,
         valid: Optional[torch.Tensor] = None,
+        spans: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
         """Mix the frames of each utterance.
 
@@ -307,6 +345,9 @@ class SummaryMixing(torch.nn.Module):
             valid (Optional[torch.Tensor]): The same mask as a (B, T, 1) tensor of 0/1 in x's
                 dtype, when the caller already has it (an encoder builds it once for all its
                 layers); ``mask`` is then not read.
+            spans (Optional[Tuple[torch.Tensor, torch.Tensor]]): Inference on long recordings, full
+                context only: ``(lo, hi)`` (T,) from :func:`summary_spans`; frame t's summary is then
+                the mean over the valid frames in ``[lo_t, hi_t)`` instead of the whole utterance.
 
         Returns:
             torch.Tensor: Output frames (B, T, D), zero at padded frames.
@@ -323,14 +364,18 @@ class SummaryMixing(torch.nn.Module):
         elif valid.shape != (b, t, 1):
             raise ValueError(f"valid must have shape ({b}, {t}, 1) to match x, got {tuple(valid.shape)}")
         if self.recompute and self.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(self._mix, x, valid, chunk_size, use_reentrant=False)
-        return self._mix(x, valid, chunk_size)
+            return torch.utils.checkpoint.checkpoint(self._mix, x, valid, chunk_size, spans, use_reentrant=False)
+        return self._mix(x, valid, chunk_size, spans)
 
-    def _mix(self, x: torch.Tensor, valid: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    def _mix(self, x: torch.Tensor, valid: torch.Tensor, chunk_size: int,
+             spans: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         t = x.size(1)
         f, s = self._branches(x)
-        if (chunk_size == 0 or chunk_size >= t) and (0 < self.summary_window < t - 1 or self.summary_segments):
-            return self._combine(f, self._windowed(s, valid, *self._spans(t, s.device)), valid)
+        if spans is not None and (chunk_size == 0 or chunk_size >= t):
+            if spans[0].shape != (t,) or spans[1].shape != (t,):
+                raise ValueError(f"spans must be two ({t},) tensors to match x, got "
+                                 f"{tuple(spans[0].shape)} and {tuple(spans[1].shape)}")
+            return self._combine(f, self._windowed(s, valid, *spans), valid)
         if chunk_size == 0 or chunk_size >= t:
             counts = valid.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
             # Normalised weights keep the sum finite in float16: the weights add up to 1.
@@ -338,17 +383,6 @@ class SummaryMixing(torch.nn.Module):
             summary = torch.bmm(weights, s)  # (B, 1, U)
             return self._combine(f, summary, valid)
         return self._chunk_causal(f, s, valid, chunk_size)
-
-    def _spans(self, t: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The frames [lo_t, hi_t) whose summary frame t receives: its window, or its segment."""
-        frames = torch.arange(t, device=device)
-        if self.summary_window:
-            w = self.summary_window
-            return (frames - w).clamp(min=0), (frames + w + 1).clamp(max=t)
-        starts = torch.tensor(sorted({0, *(b for b in self.summary_segments if 0 < b < t)}), device=device)
-        ends = torch.cat([starts[1:], starts.new_tensor([t])])
-        segment = torch.searchsorted(starts, frames, right=True) - 1
-        return starts[segment], ends[segment]
 
     @staticmethod
     def _windowed(s: torch.Tensor, valid: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -365,7 +399,7 @@ class SummaryMixing(torch.nn.Module):
         self, f: Optional[torch.Tensor], s: torch.Tensor, valid: torch.Tensor, c: int
     ) -> torch.Tensor:
         b, t, _ = s.shape
-        n_chunks = -(-t // c)
+        n_chunks = (t + c - 1) // c  # not -(-t // c): exported to ONNX, integer division truncates
         pad = n_chunks * c - t
         # Sums in float32: a running sum over a long utterance overflows float16.
         sums = torch.cumsum(s.float() * valid.float(), dim=1)  # (B, T, U)
@@ -373,10 +407,11 @@ class SummaryMixing(torch.nn.Module):
         ends = torch.arange(c - 1, n_chunks * c, c, device=s.device).clamp(max=t - 1)
         summary = sums[:, ends] / counts[:, ends].clamp(min=1.0)  # (B, C, U)
         summary = summary.to(s.dtype).unsqueeze(2)  # (B, C, 1, U)
-        if pad:
-            valid = torch.nn.functional.pad(valid, (0, 0, 0, pad))
-            if f is not None:
-                f = torch.nn.functional.pad(f, (0, 0, 0, pad))
+        # padded even by 0 frames: a branch on ``pad`` would be fixed at its traced value in an
+        # exported graph (ONNX), which then fails on lengths that need another
+        valid = torch.nn.functional.pad(valid, (0, 0, 0, pad))
+        if f is not None:
+            f = torch.nn.functional.pad(f, (0, 0, 0, pad))
         valid = valid.view(b, n_chunks, c, 1)  # (B, C, c, 1)
         if f is not None:
             f = f.view(b, n_chunks, c, -1)  # (B, C, c, U)

@@ -12,16 +12,19 @@ encoder's memory is linear in its length.
 
 :func:`blocked` patches, for the time of a ``with`` statement, the ``forward`` of the model's
 front end and of its encoder's subsampling (isinstance checks and weights are untouched), for any
-ESPnet ASR model with ESPnet's default STFT front end and a ``conv2d``-family subsampling, ours or
-ESPnet's own encoders; other parts run unblocked.
+ESPnet ASR model with ESPnet's default STFT front end and a convolutional subsampling, ours or
+ESPnet's own encoders (the subsampling is taken apart by
+:class:`~espnet_summarymixing.frames.input_layer.InputLayer`); other parts run unblocked.
 """
 
 import contextlib
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
 import torch
 
-__all__ = ["blocked", "blocked_frontend_forward", "blocked_subsampling_forward", "subsampling_geometry"]
+from espnet_summarymixing.frames.input_layer import InputLayer
+
+__all__ = ["blocked", "blocked_frontend_forward", "blocked_subsampling_forward", "blockable_input_layer"]
 
 
 def _frontend_blockable(frontend) -> bool:
@@ -69,54 +72,28 @@ def blocked_frontend_forward(frontend, block_frames: int):
     return forward
 
 
-def subsampling_geometry(embed) -> Optional[Tuple[int, int, List[Tuple[int, int]]]]:
-    """(receptive field, stride, per-convolution (frames lost, stride)) of a ``conv2d``-family
-    subsampling, or None for a layer that is not one."""
-    from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS
-
-    steps = SUBSAMPLING_STEPS.get(type(embed))
-    if steps is None or type(embed).__name__.startswith("Conv1d") or _projection(embed) is None:
+def blockable_input_layer(embed) -> Optional[InputLayer]:
+    """The input layer read back into its parts if it is a convolutional subsampling, else None."""
+    try:
+        layer = InputLayer(embed)
+    except ValueError:
         return None
-    field, stride = 1, 1
-    for lost, s in steps:
-        field += lost * stride
-        stride *= s
-    return field, stride, list(steps)
-
-
-def _projection(embed):
-    """(linear projection, positional encoding) after the convolutions: ESPnet keeps them as
-    ``out = Sequential(Linear, pos_enc)`` or as ``out = Linear`` and ``pos_enc``."""
-    out = getattr(embed, "out", None)
-    if isinstance(out, torch.nn.Sequential) and isinstance(out[0], torch.nn.Linear):
-        return out[0], out[1:]
-    if isinstance(out, torch.nn.Linear) and isinstance(getattr(embed, "pos_enc", None), torch.nn.Module):
-        return out, embed.pos_enc
-    return None
+    return layer if layer.subsampling else None
 
 
 def blocked_subsampling_forward(embed, block_frames: int):
-    """A ``forward(x, mask)`` for ESPnet's ``Conv2dSubsampling*`` that runs the convolutions and the
-    linear projection on ``block_frames`` output frames at a time (input blocks overlap by the
-    receptive field), then the positional encoding over the whole output: equal to the unblocked call."""
-    field, stride, steps = subsampling_geometry(embed)
+    """A ``forward(x, mask)`` for ESPnet's convolutional subsampling that runs the convolutions and
+    the projection on ``block_frames`` output frames at a time (input blocks overlap by the receptive
+    field), then the positional encoding over the whole output: equal to the unblocked call."""
+    layer = blockable_input_layer(embed)
     original = type(embed).forward
-    linear, pos_enc = _projection(embed)
 
     def forward(x: torch.Tensor, x_mask: Optional[torch.Tensor], *args):
-        out_frames = (x.size(1) - field) // stride + 1
-        if args or out_frames <= block_frames:
+        if args or layer.frames_out(x.size(1)) <= block_frames:
             return original(embed, x, x_mask, *args)
-        pieces = []
-        for o0 in range(0, out_frames, block_frames):
-            o1 = min(out_frames, o0 + block_frames)
-            h = embed.conv(x[:, o0 * stride:(o1 - 1) * stride + field].unsqueeze(1))  # (B, C, t, F')
-            b, c, t, f = h.size()
-            pieces.append(linear(h.transpose(1, 2).reshape(b, t, c * f)))
-            del h
-        y = pos_enc(torch.cat(pieces, dim=1))
+        y = layer.positions(layer.project_blocked(x, block_frames))  # ESPnet's encoding module, any kind
         if x_mask is not None:
-            for lost, s in steps:
+            for lost, s in layer.geometry.steps:  # ESPnet's own slicing of the mask
                 x_mask = x_mask[:, :, :-lost:s]
         return y, x_mask
 
@@ -137,10 +114,11 @@ def blocked(model, block_seconds: float = 60.0) -> Iterator[dict]:
         patched.append((frontend, blocked_frontend_forward(frontend, frames)))
         parts["frontend"] = True
     embed = getattr(getattr(model, "encoder", None), "embed", None)
-    if embed is not None and subsampling_geometry(embed) is not None:
+    layer = blockable_input_layer(embed) if embed is not None else None
+    if layer is not None:
         hop = frontend.stft.hop_length if parts["frontend"] else 160
         rate = _frontend_rate(frontend) if parts["frontend"] else 16000
-        _, stride, _ = subsampling_geometry(embed)
+        stride = layer.geometry.stride
         patched.append((embed, blocked_subsampling_forward(embed, max(16, int(block_seconds * rate / hop / stride)))))
         parts["subsampling"] = True
     for module, forward in patched:

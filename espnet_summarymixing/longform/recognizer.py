@@ -15,7 +15,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import torch
 
-from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS, SummaryMixingEncoderBase
+from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase
+from espnet_summarymixing.frames.input_layer import InputLayer
 from espnet_summarymixing.longform.align import timed_words, words_of
 from espnet_summarymixing.longform.blocked import blocked
 from espnet_summarymixing.longform.ctc_search import Hypothesis, LMScorer, greedy, prefix_beam_search
@@ -118,16 +119,15 @@ class LongFormRecognizer:
         if segment_pause_seconds < 0:
             raise ValueError(f"segment_pause_seconds={segment_pause_seconds} must be >= 0 (0 = off)")
         self.segment_pause_frames = int(round(segment_pause_seconds / self.frame_seconds))
-        if self.window_frames:
-            model.encoder.set_summary_window(self.window_frames)
 
     def _frame_seconds(self) -> float:
         """Seconds per encoder output frame: the front end's hop times the subsampling's stride."""
         frontend = self.model.frontend
         hop = getattr(getattr(frontend, "stft", None), "hop_length", None) or getattr(frontend, "hop_length", 160)
-        stride = 1
-        for _, s in SUBSAMPLING_STEPS.get(type(getattr(self.model.encoder, "embed", None)), ()):
-            stride *= s
+        try:
+            stride = InputLayer(self.model.encoder.embed).geometry.stride
+        except (AttributeError, ValueError):  # an encoder without ESPnet's input layers: no subsampling
+            stride = 1
         return hop * stride / self.rate
 
     def cuts(self, wave: torch.Tensor) -> List[Tuple[int, int]]:
@@ -146,11 +146,36 @@ class LongFormRecognizer:
                                                                                           self.segment_seconds)]
 
     @torch.no_grad()
-    def encode(self, wave: torch.Tensor) -> torch.Tensor:
-        """Encoder output (frames, D) of a mono waveform (samples,) at the model's rate."""
-        return self._encode_pieces(wave, self.cuts(wave))[0]
+    def encode(self, wave: torch.Tensor, summary_segments: Optional[List[int]] = None) -> torch.Tensor:
+        """Encoder output (frames, D) of a mono waveform (samples,) at the model's rate;
+        ``summary_segments``: the encoder frames where a new summary segment starts (one pass)."""
+        return self._encode_pieces(wave, self.cuts(wave), summary_segments)[0]
 
-    def _encode_pieces(self, wave: torch.Tensor, cuts: List[Tuple[int, int]]) -> Tuple[torch.Tensor, List[int]]:
+    def _encode_one(self, speech: torch.Tensor, lengths: torch.Tensor, summary_segments=None):
+        """ESPnet's ``encode`` (front end, normalisation, pre-encoder, encoder, post-encoder), with the
+        summary options passed to a SummaryMixing encoder as arguments."""
+        model = self.model
+        feats, feats_lengths = model._extract_feats(speech, lengths)
+        if model.normalize is not None:
+            feats, feats_lengths = model.normalize(feats, feats_lengths)
+        if getattr(model, "preencoder", None) is not None:
+            feats, feats_lengths = model.preencoder(feats, feats_lengths)
+        options = {}
+        if getattr(model.encoder, "interctc_use_conditioning", False) or getattr(model.encoder, "ctc_trim", False):
+            options["ctc"] = model.ctc
+        if summary_segments is not None:
+            options["summary_segments"] = summary_segments
+        elif self.window_frames:
+            options["summary_window"] = self.window_frames
+        enc, enc_lens, _ = model.encoder(feats, feats_lengths, **options)
+        if isinstance(enc, tuple):  # intermediate CTC outputs
+            enc = enc[0]
+        if getattr(model, "postencoder", None) is not None:
+            enc, enc_lens = model.postencoder(enc, enc_lens)
+        return enc, enc_lens
+
+    def _encode_pieces(self, wave: torch.Tensor, cuts: List[Tuple[int, int]],
+                       summary_segments: Optional[List[int]] = None) -> Tuple[torch.Tensor, List[int]]:
         """The pieces' encoder outputs joined, and the frames where the second and later pieces start."""
         device = next(self.model.parameters()).device
         pieces = []
@@ -158,9 +183,7 @@ class LongFormRecognizer:
             speech = wave[start:end].to(device)[None]
             lengths = torch.tensor([speech.size(1)], device=device)
             with blocked(self.model, self.block_seconds):
-                enc, enc_lens = self.model.encode(speech, lengths)
-            if isinstance(enc, tuple):  # intermediate CTC outputs
-                enc = enc[0]
+                enc, enc_lens = self._encode_one(speech, lengths, summary_segments)
             pieces.append(enc[0, : int(enc_lens[0])])
         starts = [sum(p.size(0) for p in pieces[:i]) for i in range(1, len(pieces))]
         return (torch.cat(pieces) if len(pieces) > 1 else pieces[0]), starts
@@ -184,11 +207,7 @@ class LongFormRecognizer:
         if self.summary_pause_frames and self.mode == "one_pass":
             starts = pause_cuts(hyp.frames, self.summary_pause_frames)
             if starts:
-                self.model.encoder.set_summary_segments(starts)
-                try:
-                    enc = self.encode(wave)  # the summary of each stretch is its own
-                finally:
-                    self.model.encoder.set_summary_window(self.window_frames)
+                enc = self.encode(wave, summary_segments=starts)  # the summary of each stretch is its own
                 hyp = self.decode(enc)
         text = " ".join(word for word, _ in words_of(hyp, self.token_list, self.word_pause_frames, breaks))
         words: List[Word] = []

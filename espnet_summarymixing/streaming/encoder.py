@@ -1,7 +1,7 @@
 """Chunk-by-chunk encoding with a SummaryMixing encoder, state carried between chunks.
 
 Each layer keeps one running (sum, count) of its summary branch and the previous frames of each
-time convolution (k - 1 with ``causal_conv``, (k - 1) / 2 with ``chunk_conv``); the subsampling
+time convolution (k - 1 with ``conv_context`` causal, (k - 1) / 2 with chunk); the subsampling
 keeps the input frames whose outputs are not complete yet.
 Memory is constant per chunk whatever the length of the stream, and the output equals the
 encoder's forward in eval mode with ``decode_chunk_size`` = ``chunk_size`` (tested).
@@ -9,39 +9,20 @@ encoder's forward in eval mode with ``decode_chunk_size`` = ``chunk_size`` (test
     >>> import torch
     >>> from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncoder
     >>> enc = SummaryMixingConformerEncoder(20, output_size=16, linear_units=32, num_blocks=2,
-    ...                                     cnn_module_kernel=3, chunk_conv=True).eval()
+    ...                                     cnn_module_kernel=3, conv_context="chunk").eval()
     >>> stream = StreamingEncoder(enc, chunk_size=4)
     >>> outs = [stream.accept(torch.randn(1, 10, 20)) for _ in range(5)] + [stream.finish()]
     >>> sum(o.size(1) for o in outs), enc(torch.randn(1, 50, 20), torch.tensor([50]))[0].size(1)
     (11, 11)
 """
 
-import math
 from typing import List, Optional
 
 import torch
-from espnet.nets.pytorch_backend.transformer.embedding import (
-    PositionalEncoding,
-    ScaledPositionalEncoding,
-)
 
-from espnet_summarymixing.encoders.base import (
-    SUBSAMPLING_STEPS,
-    SummaryMixingEncoderBase,
-    subsampled_frames,
-)
+from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase
 
 __all__ = ["StreamingEncoder"]
-
-
-def _sinusoids(start: int, count: int, size: int, like: torch.Tensor) -> torch.Tensor:
-    """ESPnet's sinusoidal table for positions start .. start + count - 1: (1, count, size)."""
-    position = torch.arange(start, start + count, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * -(math.log(10000.0) / size))
-    pe = torch.zeros(count, size)
-    pe[:, 0::2] = torch.sin(position * div_term)
-    pe[:, 1::2] = torch.cos(position * div_term)
-    return pe.unsqueeze(0).to(device=like.device, dtype=like.dtype)
 
 
 class StreamingEncoder:
@@ -49,7 +30,7 @@ class StreamingEncoder:
 
     Args:
         encoder (SummaryMixingEncoderBase): Any of the three SummaryMixing encoders, built with
-            ``causal_conv=True`` or ``chunk_conv=True``.
+            ``conv_context`` ``chunk`` or ``causal``.
         chunk_size (Optional[int]): Frames after subsampling per chunk; default the encoder's
             ``decode_chunk_size``.
         ctc: The model's CTC module, needed when the encoder uses ``interctc_use_conditioning``.
@@ -58,26 +39,22 @@ class StreamingEncoder:
     def __init__(self, encoder: SummaryMixingEncoderBase, chunk_size: Optional[int] = None, ctc=None):
         if not isinstance(encoder, SummaryMixingEncoderBase):
             raise ValueError(f"encoder must be a SummaryMixing encoder, got {type(encoder).__name__}")
-        if not (encoder.causal_conv or encoder.chunk_conv):
+        if encoder.conv_context == "full":
             raise ValueError(
-                "the encoder needs causal_conv=True or chunk_conv=True to be streamed: its "
+                "the encoder needs conv_context='chunk' or 'causal' to be streamed, not 'full': its "
                 "convolutions look ahead"
             )
         chunk_size = encoder.decode_chunk_size if chunk_size is None else chunk_size
         if chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size} must be a positive number of frames after subsampling")
-        embed = encoder.embed
-        if type(embed) not in SUBSAMPLING_STEPS and not isinstance(embed, torch.nn.Sequential):
-            raise ValueError(f"input layer {type(embed).__name__} cannot be streamed")
-        if isinstance(embed, torch.nn.Sequential) and isinstance(embed[0], torch.nn.Embedding):
+        self.input_layer = encoder.input_layer
+        if self.input_layer.token_input:
             raise ValueError("input_layer='embed' (token input) cannot be streamed")
         if encoder.interctc_use_conditioning and (ctc is None or encoder.conditioning_layer is None):
             raise ValueError("this encoder conditions on intermediate CTC: pass ctc=<the model's CTC>")
         self.ctc = ctc
         self.encoder = encoder.eval()
         self.chunk_size = chunk_size
-        self.steps = SUBSAMPLING_STEPS.get(type(embed), ())
-        self.stride = math.prod(s for _, s in self.steps)
         self.reset()
 
     def reset(self) -> None:
@@ -89,46 +66,21 @@ class StreamingEncoder:
 
     @torch.no_grad()
     def _embed(self, feats: torch.Tensor) -> torch.Tensor:
+        """Embed every input frame whose subsampled frame is complete; keep the rest for later."""
+        layer = self.input_layer
         self.buffer = feats if self.buffer is None else torch.cat([self.buffer, feats], dim=1)
-        n = self.buffer.size(1)
-        if self.steps:
-            n = max(0, subsampled_frames(self.encoder.embed, n))
+        n = max(0, layer.frames_out(self.buffer.size(1)))
         if n == 0:
             return self.buffer.new_zeros(1, 0, self.encoder.output_size())
-        embed = self.encoder.embed
-        pos = embed.out[-1] if self.steps else embed[-1]
-        body = embed.out[:-1] if self.steps else embed[:-1]
-        if self.steps:
-            conv2d = isinstance(embed.conv[0], torch.nn.Conv2d)
-            x = embed.conv(self.buffer.unsqueeze(1) if conv2d else self.buffer.transpose(1, 2))
-            if x.dim() == 4:  # (1, C, T', F')
-                b, c, t, f = x.size()
-                x = x.transpose(1, 2).contiguous().view(b, t, c * f)
-            else:  # (1, C, T')
-                x = x.transpose(1, 2)
-            x = body(x)[:, :n]
-            self.buffer = self.buffer[:, n * self.stride:]
-        else:
-            x = body(self.buffer)
-            self.buffer = None
-        if isinstance(pos, ScaledPositionalEncoding):
-            x = x + pos.alpha * _sinusoids(self.position, x.size(1), x.size(2), x)
-        elif isinstance(pos, PositionalEncoding):
-            x = x * pos.xscale + _sinusoids(self.position, x.size(1), x.size(2), x)
-        self.position += x.size(1)
+        x = layer.project(self.buffer)[:, :n]  # (1, n, D)
+        self.buffer = self.buffer[:, layer.geometry.input_frames_consumed(n):]
+        x = layer.add_positions(x, self.position)
+        self.position += n
         return x
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        mask = torch.ones(1, 1, x.size(1), dtype=torch.bool, device=x.device)
-        enc = self.encoder
-        for i, layer in enumerate(enc.encoders):
-            x, self.states[i] = layer.step(x, mask, self.states[i])
-            if enc.interctc_use_conditioning and i + 1 in enc.interctc_layer_idx:  # frame-wise
-                hidden = enc.after_norm(x) if enc._normalize_interctc and enc.after_norm is not None else x
-                x = x + enc.conditioning_layer(self.ctc.softmax(hidden))
-        if enc.after_norm is not None:
-            x = enc.after_norm(x)
+        x, self.states = self.encoder.step_frames(x, self.states, self.ctc)
         return x
 
     def accept(self, feats: torch.Tensor) -> torch.Tensor:

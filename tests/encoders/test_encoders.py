@@ -176,9 +176,9 @@ INVALID = [
     ("branchformer", dict(cgmlp_weight=[0.5]), "cgmlp_weight has 1 values but num_blocks=2"),
     ("branchformer", dict(attn_branch_drop_rate=[0.1, 0.2, 0.3]), "attn_branch_drop_rate has 3 values"),
     ("branchformer", dict(input_layer="vgg2l"), "input_layer='vgg2l'"),
-    ("branchformer", dict(merge_method="learned_ave", causal_conv=True), "pools each branch over the whole"),
-    ("branchformer", dict(decode_chunk_size=2), "need causal_conv=True"),
-    ("e_branchformer", dict(dynamic_chunk_training=True), "need causal_conv=True"),
+    ("branchformer", dict(merge_method="learned_ave", conv_context="causal"), "pools each branch over the whole"),
+    ("branchformer", dict(decode_chunk_size=2), "need conv_context='chunk' or 'causal', not 'full'"),
+    ("e_branchformer", dict(dynamic_chunk_training=True), "need conv_context='chunk' or 'causal', not 'full'"),
     ("e_branchformer", dict(merge_conv_kernel=2), "merge_conv_kernel=2 must be a positive odd"),
     ("e_branchformer", dict(macaron_ffn=True), "macaron_ffn=True needs use_ffn=True"),
     ("e_branchformer", dict(positionwise_layer_type="conv1d"), "positionwise_layer_type='conv1d'"),
@@ -285,22 +285,26 @@ CGMLP_PROBES = {
     "gate_activation": (dict(gate_activation="tanh"), lambda e: isinstance(_layer(e).cgmlp.csgu.act, torch.nn.Tanh)),
 }
 CHUNK_PROBES = {
-    "causal_conv": (dict(causal_conv=True), lambda e: e.causal_conv and all(l.causal_conv for l in e.encoders)),
+    "conv_context": (dict(conv_context="causal"),
+                     lambda e: e.conv_context == "causal" and all(l.conv_context == "causal" for l in e.encoders)),
+    # the deprecated aliases reach the same place (test_conv_context.py: same model, a warning)
+    "causal_conv": (dict(causal_conv=True),
+                    lambda e: e.conv_context == "causal" and all(l.conv_context == "causal" for l in e.encoders)),
     "chunk_conv": (dict(chunk_conv=True),
-                   lambda e: e.chunk_conv and all(l.chunk_conv and not l.causal_conv for l in e.encoders)),
+                   lambda e: e.conv_context == "chunk" and all(l.conv_context == "chunk" for l in e.encoders)),
     "dynamic_chunk_training": (
-        dict(causal_conv=True, dynamic_chunk_training=True),
+        dict(conv_context="causal", dynamic_chunk_training=True),
         lambda e: any(e.train()._chunk_size() for _ in range(20)) and e.eval()._chunk_size() == 0,
     ),
     "chunk_size_range": (
-        dict(causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[3, 3], full_context_prob=0.0),
+        dict(conv_context="causal", dynamic_chunk_training=True, chunk_size_range=[3, 3], full_context_prob=0.0),
         lambda e: {e.train()._chunk_size() for _ in range(5)} == {3},
     ),
     "full_context_prob": (
-        dict(causal_conv=True, dynamic_chunk_training=True, full_context_prob=1.0),
+        dict(conv_context="causal", dynamic_chunk_training=True, full_context_prob=1.0),
         lambda e: {e.train()._chunk_size() for _ in range(5)} == {0},
     ),
-    "decode_chunk_size": (dict(causal_conv=True, decode_chunk_size=2), lambda e: e.eval()._chunk_size() == 2),
+    "decode_chunk_size": (dict(conv_context="causal", decode_chunk_size=2), lambda e: e.eval()._chunk_size() == 2),
 }
 ATTENTION_ONLY = ["attention_heads", "attention_dropout_rate", "rel_pos_type", "zero_triu", "qk_norm", "use_flash_attn"]
 ATTENTION_VALUES = dict(attention_heads=4, attention_dropout_rate=0.1, rel_pos_type="latest", zero_triu=False,
@@ -440,8 +444,8 @@ def _documented_arguments(doc):
 def test_docstring_parser_sees_a_missing_entry():
     doc = ENCODERS["conformer"].__doc__
     entries = _documented_arguments(doc)
-    assert "dropout_rate" in entries and "num_blocks" in entries and "chunk_conv" in entries
-    for key in ("dropout_rate", "num_blocks", "chunk_conv"):
+    assert "dropout_rate" in entries and "num_blocks" in entries and "conv_context" in entries
+    for key in ("dropout_rate", "num_blocks", "conv_context"):
         pruned = "\n".join(line for line in doc.splitlines() if not line.lstrip().startswith(f"{key} ("))
         assert key not in _documented_arguments(pruned)  # found inside another entry's text: still missing
 

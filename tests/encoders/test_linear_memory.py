@@ -40,7 +40,7 @@ CASES = [(name, training, chunked) for name in ENCODERS for training in (False, 
 @pytest.mark.parametrize("name, training, chunked", CASES,
                          ids=[f"{n}-{'train' if t else 'eval'}-{'chunked' if c else 'full'}" for n, t, c in CASES])
 def test_no_forward_builds_a_quadratic_tensor(name, training, chunked):
-    options = dict(chunk_conv=True, decode_chunk_size=4, dynamic_chunk_training=True, full_context_prob=0.0,
+    options = dict(conv_context="chunk", decode_chunk_size=4, dynamic_chunk_training=True, full_context_prob=0.0,
                    chunk_size_range=[4, 4]) if chunked else {}
     enc = tiny(name, **options).train(training)
     x = torch.randn(2, FRAMES, 20)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from espnet_summarymixing.layers.summary_mixing import MODES, SummaryMixing, _GroupedLinear
+from espnet_summarymixing.layers.summary_mixing import MODES, SummaryMixing, _GroupedLinear, summary_spans
 
 torch.set_num_threads(1)
 
@@ -169,14 +169,14 @@ def test_summary_window_matches_definition_and_padding_changes_nothing(mode, win
     x = torch.randn(2, 13, 8)
     mask = _mask([13, 8], 13)
     full = cell(x, mask)
-    cell.summary_window = window
-    got = cell(x, mask)
+    got = cell(x, mask, spans=summary_spans(13, window=window))
     torch.testing.assert_close(got, _reference(cell, x, mask, window=window), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(got[0], full[0])
-    torch.testing.assert_close(got[1:, :8], cell(x[1:, :8]), atol=1e-5, rtol=1e-5)  # as if alone
+    alone = cell(x[1:, :8], spans=summary_spans(8, window=window) if window < 7 else None)
+    torch.testing.assert_close(got[1:, :8], alone, atol=1e-5, rtol=1e-5)  # as if alone
     assert torch.all(got[1, 8:] == 0)
-    cell.summary_window = 12  # a window over every frame is the whole-utterance summary
-    torch.testing.assert_close(cell(x, mask), full, atol=1e-6, rtol=1e-6)
+    assert summary_spans(13, window=12) is None  # a window over every frame is the whole-utterance summary
+    assert summary_spans(13, segments=[0]) is None and summary_spans(13) is None
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -184,34 +184,35 @@ def test_summary_segments_are_utterances_laid_end_to_end(mode):
     torch.manual_seed(6)
     cell = SummaryMixing(8, heads=2, mode=mode).eval()
     x = torch.randn(1, 12, 8)
-    cell.summary_segments = (5, 9)
-    got = cell(x)
+    got = cell(x, spans=summary_spans(12, segments=(5, 9)))
     for a, b in ((0, 5), (5, 9), (9, 12)):  # each segment as if alone
-        torch.testing.assert_close(got[:, a:b], _plain(cell)(x[:, a:b]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got[:, a:b], cell(x[:, a:b]), atol=1e-5, rtol=1e-5)
 
 
-def _plain(cell):
-    import copy
-
-    plain = copy.deepcopy(cell)
-    plain.summary_segments = None
-    return plain
-
-
-def test_summary_window_on_an_encoder_reaches_every_cell_and_is_checked():
+def test_summary_options_reach_every_cell_of_an_encoder_as_arguments_and_are_checked():
     from conftest import tiny
 
     encoder = tiny("conformer").eval()
-    encoder.set_summary_window(5)
-    cells = [m for m in encoder.modules() if isinstance(m, SummaryMixing)]
-    assert len(cells) == 2 and all(c.summary_window == 5 for c in cells)
+    x, lengths = torch.randn(1, 60, 20), torch.tensor([60])
+    with torch.no_grad():
+        plain = encoder(x, lengths)[0]
+        windowed = encoder(x, lengths, summary_window=2)[0]
+        assert not torch.allclose(plain, windowed)
+        assert torch.equal(encoder(x, lengths)[0], plain)  # nothing was left set on the cells
+        segments = encoder(x, lengths, summary_segments=[0, 7])[0]  # 14 encoder frames: 7 + 7
+        alone = encoder(x[:, :31], torch.tensor([31]))[0]  # the first 7 frames' input, and its look-ahead
+        assert not torch.allclose(segments, plain)
+        torch.testing.assert_close(segments[:, 7:], encoder(x, lengths, summary_segments=[7])[0][:, 7:])
+    assert alone.size(1) == 7
     for bad in (-1, 2.5):
         with pytest.raises(ValueError, match="encoder frames"):
-            encoder.set_summary_window(bad)
-    encoder.set_summary_segments([0, 30])
-    assert all(c.summary_segments == (0, 30) and c.summary_window == 0 for c in cells)
+            encoder(x, lengths, summary_window=bad)
     with pytest.raises(ValueError, match="frame indices"):
-        encoder.set_summary_segments([-3])
+        encoder(x, lengths, summary_segments=[-3])
+    with pytest.raises(ValueError, match="one recording"):
+        encoder(x.repeat(2, 1, 1), lengths.repeat(2), summary_segments=[3])
+    with pytest.raises(ValueError, match="exclude each other"):
+        encoder(x, lengths, summary_window=2, summary_segments=[3])
 
 
 @pytest.mark.parametrize("mode", MODES)

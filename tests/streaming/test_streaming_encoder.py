@@ -9,8 +9,8 @@ from conftest import tiny
 from espnet_summarymixing.layers import masked as _masked
 from espnet_summarymixing.streaming.encoder import StreamingEncoder
 
-# The two ways to make the convolutions streamable: left-only, or centred and cut at the chunk end.
-CONV_CONTEXTS = ["causal_conv", "chunk_conv"]
+# The two streamable conv_context values: left-only, or centred and cut at the chunk end.
+CONV_CONTEXTS = ["causal", "chunk"]
 
 
 def _stream(enc, x, chunk, seed=0):
@@ -36,7 +36,7 @@ def _stream(enc, x, chunk, seed=0):
 def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk, conv):
     from espnet2.asr.ctc import CTC
 
-    enc = tiny(name, **{conv: True}, decode_chunk_size=chunk, pos_enc_layer_type="abs_pos", **extra).eval()
+    enc = tiny(name, conv_context=conv, decode_chunk_size=chunk, pos_enc_layer_type="abs_pos", **extra).eval()
     ctc = None
     if extra.get("interctc_use_conditioning"):
         ctc = CTC(odim=7, encoder_output_size=16)
@@ -60,7 +60,7 @@ def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk, conv)
 @pytest.mark.parametrize("chunk", [1, 4])
 @pytest.mark.parametrize("conv", CONV_CONTEXTS)
 def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk, conv):
-    enc = tiny("conformer", num_blocks=3, macaron_style=True, **{conv: True}, decode_chunk_size=chunk,
+    enc = tiny("conformer", num_blocks=3, macaron_style=True, conv_context=conv, decode_chunk_size=chunk,
                input_layer=input_layer, pos_enc_layer_type=pos, summary_mode=mode, cnn_module_kernel=5).eval()
     x = torch.randn(1, 157, 20)
     with torch.no_grad():
@@ -73,7 +73,7 @@ def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk, conv):
 @pytest.mark.parametrize("conv", CONV_CONTEXTS)
 def test_no_frame_sees_beyond_its_chunk(conv):
     chunk = 3
-    enc = tiny("conformer", **{conv: True}, decode_chunk_size=chunk, cnn_module_kernel=5).eval()
+    enc = tiny("conformer", conv_context=conv, decode_chunk_size=chunk, cnn_module_kernel=5).eval()
     x = torch.randn(1, 120, 20)
     with torch.no_grad():
         y = enc(x, torch.tensor([120]))[0]
@@ -87,7 +87,7 @@ def test_no_frame_sees_beyond_its_chunk(conv):
 
 
 def test_full_context_is_not_chunk_causal():
-    enc = tiny("conformer", causal_conv=True).eval()  # decode_chunk_size 0: offline
+    enc = tiny("conformer", conv_context="causal").eval()  # decode_chunk_size 0: offline
     x = torch.randn(1, 120, 20)
     with torch.no_grad():
         y = enc(x, torch.tensor([120]))[0]
@@ -97,7 +97,7 @@ def test_full_context_is_not_chunk_causal():
 
 @pytest.mark.parametrize("conv", CONV_CONTEXTS)
 def test_thousand_chunks_without_drift_or_growth(conv):
-    enc = tiny("conformer", num_blocks=2, **{conv: True}, decode_chunk_size=1, cnn_module_kernel=3).eval()
+    enc = tiny("conformer", num_blocks=2, conv_context=conv, decode_chunk_size=1, cnn_module_kernel=3).eval()
     x = torch.randn(1, 4 * 1000 + 3, 20)
     with torch.no_grad():
         full = enc(x, torch.tensor([x.size(1)]))[0]
@@ -116,15 +116,15 @@ def test_thousand_chunks_without_drift_or_growth(conv):
 
 
 def test_dynamic_chunk_training_draws_chunks_in_range(monkeypatch):
-    enc = tiny("conformer", causal_conv=True, dynamic_chunk_training=True, chunk_size_range=[2, 5],
+    enc = tiny("conformer", conv_context="causal", dynamic_chunk_training=True, chunk_size_range=[2, 5],
                full_context_prob=0.3).train()
     seen = []
     cell = type(enc.encoders[0].summary_mixing)
     original = cell.forward
 
-    def spy(self, x, mask=None, chunk_size=0, valid=None):
+    def spy(self, x, mask=None, chunk_size=0, *args, **kwargs):
         seen.append(chunk_size)
-        return original(self, x, mask, chunk_size, valid)
+        return original(self, x, mask, chunk_size, *args, **kwargs)
 
     monkeypatch.setattr(cell, "forward", spy)
     torch.manual_seed(0)
@@ -139,12 +139,12 @@ def test_dynamic_chunk_training_draws_chunks_in_range(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(decode_chunk_size=4), "need causal_conv=True"),
-    (dict(dynamic_chunk_training=True), "need causal_conv=True"),
-    (dict(causal_conv=True, chunk_size_range=[5, 2]), r"chunk_size_range=\[5, 2\] must be \[min, max\]"),
-    (dict(causal_conv=True, chunk_size_range=[0, 2]), r"chunk_size_range=\[0, 2\]"),
-    (dict(causal_conv=True, full_context_prob=1.5), "full_context_prob=1.5"),
-    (dict(causal_conv=True, decode_chunk_size=-1), "decode_chunk_size=-1"),
+    (dict(decode_chunk_size=4), "need conv_context='chunk' or 'causal', not 'full'"),
+    (dict(dynamic_chunk_training=True), "need conv_context='chunk' or 'causal', not 'full'"),
+    (dict(conv_context="causal", chunk_size_range=[5, 2]), r"chunk_size_range=\[5, 2\] must be \[min, max\]"),
+    (dict(conv_context="causal", chunk_size_range=[0, 2]), r"chunk_size_range=\[0, 2\]"),
+    (dict(conv_context="causal", full_context_prob=1.5), "full_context_prob=1.5"),
+    (dict(conv_context="causal", decode_chunk_size=-1), "decode_chunk_size=-1"),
 ])
 def test_invalid_chunk_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -152,14 +152,14 @@ def test_invalid_chunk_settings(kwargs, message):
 
 
 def test_streaming_refuses_what_it_cannot_stream():
-    with pytest.raises(ValueError, match="needs causal_conv=True"):
+    with pytest.raises(ValueError, match="needs conv_context='chunk' or 'causal' to be streamed, not 'full'"):
         StreamingEncoder(tiny("conformer"), 4)
     with pytest.raises(ValueError, match="chunk_size=0 must be a positive"):
-        StreamingEncoder(tiny("conformer", causal_conv=True))
+        StreamingEncoder(tiny("conformer", conv_context="causal"))
     with pytest.raises(ValueError, match="must be a SummaryMixing encoder"):
         StreamingEncoder(torch.nn.Linear(2, 2), 4)
     with pytest.raises(ValueError, match=r"feats must be \(1, n, features\)"):
-        StreamingEncoder(tiny("conformer", causal_conv=True), 4).accept(torch.randn(2, 8, 20))
+        StreamingEncoder(tiny("conformer", conv_context="causal"), 4).accept(torch.randn(2, 8, 20))
 
 
 @pytest.mark.parametrize("name, extra", [("conformer", dict(macaron_style=True)),
@@ -169,7 +169,7 @@ def test_streaming_refuses_what_it_cannot_stream():
 @pytest.mark.parametrize("conv", CONV_CONTEXTS)
 def test_chunked_forward_of_every_encoder_sees_no_future(name, extra, conv):
     chunk = 4
-    enc = tiny(name, **{conv: True}, decode_chunk_size=chunk, **extra).eval()
+    enc = tiny(name, conv_context=conv, decode_chunk_size=chunk, **extra).eval()
     x = torch.randn(2, 160, 20)
     ilens = torch.tensor([160, 131])
     with torch.no_grad():
@@ -185,7 +185,7 @@ def test_chunked_forward_of_every_encoder_sees_no_future(name, extra, conv):
 @pytest.mark.parametrize("name", ["conformer", "branchformer", "e_branchformer"])
 @pytest.mark.parametrize("conv", CONV_CONTEXTS)
 def test_dynamic_chunk_training_trains_every_encoder(name, conv):
-    enc = tiny(name, **{conv: True}, dynamic_chunk_training=True, chunk_size_range=[1, 8]).train()
+    enc = tiny(name, conv_context=conv, dynamic_chunk_training=True, chunk_size_range=[1, 8]).train()
     x = torch.randn(2, 90, 20)
     for _ in range(4):
         out = enc(x, torch.tensor([90, 70]))[0]
@@ -197,7 +197,7 @@ def test_dynamic_chunk_training_trains_every_encoder(name, conv):
 # ----------------------------------------------------------------------------- chunk-aware convolution
 
 
-def _chunk_conv_reference(conv, h, chunk):
+def _chunk_aware_reference(conv, h, chunk):
     """Frame by frame: output t sums w_j h[t + j - r] over the taps whose frame lies in 0 .. end of
     t's chunk (everything else counts as zero)."""
     k = conv.kernel_size[0]
@@ -216,37 +216,37 @@ def _chunk_conv_reference(conv, h, chunk):
 
 @pytest.mark.parametrize("kernel, chunk, t", [(5, 1, 9), (5, 3, 10), (7, 4, 16), (15, 2, 23), (3, 50, 12),
                                               (9, 0, 11), (1, 3, 7)])
-def test_chunk_conv_matches_frame_by_frame_reference(kernel, chunk, t):
+def test_chunk_context_matches_frame_by_frame_reference(kernel, chunk, t):
     torch.manual_seed(kernel * 100 + t)
     conv = torch.nn.Conv1d(6, 6, kernel, padding=(kernel - 1) // 2, groups=6)
     h = torch.randn(2, 6, t)
     with torch.no_grad():
-        got = _masked._time_conv(conv, h, causal=False, chunk_size=chunk)
-        torch.testing.assert_close(got, _chunk_conv_reference(conv, h, chunk), atol=1e-5, rtol=1e-5)
+        got = _masked._time_conv(conv, h, "chunk", chunk_size=chunk)
+        torch.testing.assert_close(got, _chunk_aware_reference(conv, h, chunk), atol=1e-5, rtol=1e-5)
         if chunk == 0 or chunk >= t:
             torch.testing.assert_close(got, conv(h))  # full context: the ordinary centred convolution
 
 
-def test_chunk_conv_streams_chunk_by_chunk():
+def test_chunk_context_streams_chunk_by_chunk():
     torch.manual_seed(3)
     conv = torch.nn.Conv1d(4, 4, 7, padding=3, groups=4)
     h, chunk = torch.randn(1, 4, 29), 5
     outs, cache = [], None
     with torch.no_grad():
         for i in range(0, 29, chunk):
-            out, cache = _masked._conv_step(conv, h[:, :, i:i + chunk], cache, causal=False)
+            out, cache = _masked._conv_step(conv, h[:, :, i:i + chunk], cache, "chunk")
             outs.append(out)
             assert cache.shape == (1, 4, 3)
-        torch.testing.assert_close(torch.cat(outs, 2), _chunk_conv_reference(conv, h, chunk), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.cat(outs, 2), _chunk_aware_reference(conv, h, chunk), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name, extra", [("conformer", dict(macaron_style=True)),
                                          ("branchformer", dict(merge_method="concat")),
                                          ("e_branchformer", dict(use_ffn=True, merge_conv_kernel=5))])
-def test_chunk_conv_full_context_is_the_offline_model(name, extra):
-    """With chunk_conv, the full-context forward is exactly the ordinary (centred) encoder."""
+def test_chunk_context_in_full_context_is_the_offline_model(name, extra):
+    """With conv_context chunk, the full-context forward is exactly the ordinary (centred) encoder."""
     torch.manual_seed(0)
-    chunked = tiny(name, chunk_conv=True, dynamic_chunk_training=True, **extra).eval()
+    chunked = tiny(name, conv_context="chunk", dynamic_chunk_training=True, **extra).eval()
     offline = tiny(name, **extra).eval()
     offline.load_state_dict(chunked.state_dict())
     x, ilens = torch.randn(2, 120, 20), torch.tensor([120, 97])
@@ -256,21 +256,25 @@ def test_chunk_conv_full_context_is_the_offline_model(name, extra):
         assert not torch.allclose(chunked(x, ilens)[0], offline(x, ilens)[0])
 
 
-def test_chunk_conv_sees_the_rest_of_its_chunk_and_causal_conv_does_not():
+def test_chunk_sees_the_rest_of_its_chunk_causal_the_past_full_both_sides():
     torch.manual_seed(1)
     conv = torch.nn.Conv1d(3, 3, 5, padding=2, groups=3)
     h = torch.randn(1, 3, 12)
     h2 = h.clone()
     h2[:, :, 5] += 4.0  # frame 5 of chunk 1 (frames 4..7)
     with torch.no_grad():
-        for causal, moved in ((False, [4, 5, 6, 7]), (True, [5, 6, 7, 8, 9])):
-            diff = (_masked._time_conv(conv, h2, causal, 4) - _masked._time_conv(conv, h, causal, 4)).abs()
+        for context, moved in (("chunk", [4, 5, 6, 7]), ("causal", [5, 6, 7, 8, 9]), ("full", [3, 4, 5, 6, 7])):
+            diff = (_masked._time_conv(conv, h2, context, 4) - _masked._time_conv(conv, h, context, 4)).abs()
             changed = [t for t in range(12) if diff[0, :, t].max() > 0]
-            assert changed == moved, (causal, changed)
+            assert changed == moved, (context, changed)
 
 
-def test_causal_and_chunk_conv_exclude_each_other():
-    with pytest.raises(ValueError, match="causal_conv=True and chunk_conv=True exclude each other"):
-        tiny("conformer", causal_conv=True, chunk_conv=True)
+def test_time_convolution_positionwise_layers_cannot_be_chunk_aware():
     with pytest.raises(ValueError, match="positionwise_layer_type='conv1d' convolves over time"):
-        tiny("conformer", chunk_conv=True, positionwise_layer_type="conv1d")
+        tiny("conformer", conv_context="chunk", positionwise_layer_type="conv1d")
+
+
+def test_a_full_context_convolution_cannot_stream():
+    conv = torch.nn.Conv1d(3, 3, 5, padding=2, groups=3)
+    with pytest.raises(ValueError, match="context='full' cannot stream: choose 'chunk' or 'causal'"):
+        _masked._conv_step(conv, torch.randn(1, 3, 4), None, "full")
