@@ -1,4 +1,4 @@
-"""Paths of the recipe template and a loader for its Python helpers (``pyscripts/*.py``)."""
+"""Paths of the recipe templates (asr1, cls1) and a loader for their Python helpers (``pyscripts/*.py``)."""
 
 import importlib.util
 import sys
@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "asr1"
+CLS_TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "cls1"
 PYSCRIPTS = TEMPLATE / "pyscripts"
 UTILS = TEMPLATE / "utils"
 

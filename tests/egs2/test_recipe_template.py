@@ -1,4 +1,5 @@
-"""The recipe template without training: option parsing, asr.sh's checks and messages, setup.sh,
+"""The recipe templates without training: option parsing, asr.sh's checks and messages, the stages
+asr.sh and cls.sh share (utils/recipe_stages.sh: defined once, the same checks in both), setup.sh,
 and AN4's data preparation."""
 
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_tools import ROOT, TEMPLATE
+from recipe_tools import CLS_TEMPLATE, ROOT, TEMPLATE, UTILS
 
 AN4 = ROOT.parent / "shared" / "data" / "an4"
 AN4_RECIPE = ROOT / "egs2" / "an4" / "asr1"
@@ -193,6 +194,12 @@ def documented_skips(text, pattern):
     return found
 
 
+def stage_groups(script):
+    """{skip option: the stages its stage_group line gives it}: what run_stages skips."""
+    groups = re.findall(r"^stage_group (skip_\w+) (.*)$", script.read_text(), re.MULTILINE)
+    return {name: {int(n) for n in re.findall(r'"(\d+) ', entries)} for name, entries in groups}
+
+
 @pytest.fixture(scope="module")
 def skip_ranges(tmp_path_factory):
     """The stages each --skip_* option skips, as asr.sh's --help and its option comments say."""
@@ -202,8 +209,19 @@ def skip_ranges(tmp_path_factory):
     in_help = documented_skips(help_text, r"^  --(skip_\w+) \((?:true|false)\): skip stages? (\d+)(?:-(\d+))? ")
     in_code = documented_skips((TEMPLATE / "asr.sh").read_text(), r"^(skip_\w+)=(?:true|false) +# skip stages? (\d+)(?:-(\d+))? ")
     assert in_help == in_code
+    assert stage_groups(TEMPLATE / "asr.sh") == {name: stages & set(STAGES) for name, stages in in_help.items()}
     assert in_help["skip_data_prep"] == set(range(1, 6)) and in_help["skip_train"] == set(range(6, 12))
     return in_help
+
+
+def test_cls_sh_skips_the_stages_its_help_names(tmp_path):
+    recipe = tmp_path / "egs2" / "toy" / "cls1"
+    subprocess.run([CLS_TEMPLATE / "setup.sh", recipe], check=True, capture_output=True)
+    help_text = subprocess.run(["./cls.sh", "--help"], cwd=recipe, capture_output=True, text=True).stdout
+    in_help = documented_skips(help_text, r"^  --(skip_\w+) \((?:true|false)\): skip stages? (\d+)(?:-(\d+))? ")
+    in_code = documented_skips((CLS_TEMPLATE / "cls.sh").read_text(), r"^(skip_\w+)=(?:true|false) +# skip stages? (\d+)(?:-(\d+))? ")
+    assert in_help == in_code == stage_groups(CLS_TEMPLATE / "cls.sh")
+    assert set().union(*in_help.values()) == set(range(1, 11))
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -227,7 +245,7 @@ def test_asr_sh_names_the_stage_that_produces_a_missing_input(recipe):
     proc = subprocess.run(["./asr.sh", *SETS, "--stage", "10", "--stop_stage", "10", "--asr_config", "conf/train.yaml",
                            "--token_type", "char"], cwd=recipe, capture_output=True, text=True, env=venv_env())
     assert proc.returncode == 1
-    assert "dump/raw/tr/wav.scp not found: stages 4-5 write it" in proc.stdout
+    assert "dump/raw/tr/wav.scp not found: stage 4 (length filtering) writes it" in proc.stdout
 
 
 def test_asr_sh_stage_1_reports_the_failing_data_preparation(recipe):
@@ -282,6 +300,195 @@ def test_statistics_stages_give_every_key_to_one_of_at_most_nj_jobs(recipe, stag
     assert sorted(p.name for p in (stats / "logdir").glob("stats.*.log")) == ["stats.1.log", "stats.2.log"]
     for part, name, n in (("train", "tr", 5), ("valid", "dv", 2)):
         assert (stats / part / "text_shape.char").read_text().splitlines() == [f"{name}-{i} 5,5" for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The stages asr.sh and cls.sh share: defined once (utils/recipe_stages.sh, steps in utils/recipe_lib.sh),
+# with the same checks in both templates
+LIBS = (UTILS / "recipe_lib.sh", UTILS / "recipe_stages.sh")
+SCRIPTS = {"asr": TEMPLATE / "asr.sh", "cls": CLS_TEMPLATE / "cls.sh"}
+SHARED_STEPS = ("data", "format", "filter", "stats", "train", "pack", "upload")
+
+
+def shell_functions(text):
+    """{name: body} of the functions a bash file defines (``name() {`` at the start of a line)."""
+    found = {m[1]: m[2] for m in re.finditer(r"^(\w+)\(\) \{\n(.*?)^\}$", text, re.MULTILINE | re.DOTALL)}
+    found.update({m[1]: m[2] for m in re.finditer(r"^(\w+)\(\) \{ (.*) \}$", text, re.MULTILINE)})
+    return found
+
+
+def code_lines(body):
+    """The lines of a function body that carry logic (not comments, nor short calls and keywords)."""
+    lines = (line.strip() for line in body.splitlines())
+    return {line for line in lines if len(line) >= 40 and not line.startswith("#")}
+
+
+def test_shared_stages_are_defined_once_and_used_by_both_templates():
+    shared = {}
+    for lib in LIBS:
+        functions = shell_functions(lib.read_text())
+        assert not set(functions) & set(shared), f"{lib.name} defines again {set(functions) & set(shared)}"
+        shared.update(functions)
+    assert {f"stage_{step}" for step in SHARED_STEPS} | {"stage_speed_perturb", "collect_stats", "launch_training",
+                                                         "run_inference", "check_common_options"} <= set(shared)
+    for kind, script in SCRIPTS.items():
+        text = script.read_text()
+        own = shell_functions(text)
+        assert not set(own) & set(shared), f"{script.name} defines a shared function again: {set(own) & set(shared)}"
+        for name, body in shared.items():
+            copied = {line for line in code_lines(body) if line in text}
+            assert not copied, f"{script.name} repeats the body of {name}: {copied}"
+        # every stage is run by a function of the script's or the shared one, and the shared steps are there
+        steps = re.findall(r'"\d+ (\w+)', " ".join(re.findall(r"^stage_group (.*)$", text, re.MULTILINE)))
+        assert set(SHARED_STEPS) <= set(steps), (kind, steps)
+        for step in steps:
+            assert f"stage_{step}" in own or f"stage_{step}" in shared, (kind, step)
+        assert re.search(r"^run_stages$", text, re.MULTILINE)
+
+
+def test_there_is_one_copy_of_the_shared_library():
+    assert (CLS_TEMPLATE / "utils").is_symlink() and (CLS_TEMPLATE / "utils").resolve() == UTILS.resolve()
+    copies = [Path(d) / f for d, _, files in os.walk(ROOT / "egs2") for f in files
+              if f in ("recipe_lib.sh", "recipe_stages.sh") and not os.path.islink(Path(d) / f)]
+    assert sorted(copies) == sorted(LIBS)
+
+
+def template_recipe(tmp_path, kind):
+    """A recipe made by the template's setup.sh (asr1 or cls1), with an (empty) training config."""
+    target = tmp_path / "egs2" / "toy" / f"{kind}1"
+    subprocess.run([SCRIPTS[kind].parent / "setup.sh", target], check=True, capture_output=True)
+    (target / "conf" / "train.yaml").write_text("max_epoch: 1\n")
+    return target
+
+
+def run_template(recipe, kind, *args, python=None):
+    extra = ["--ngpu", "0", "--python", str(python)] if python else []
+    return subprocess.run([f"./{kind}.sh", *SETS, *extra, *map(str, args)], cwd=recipe, capture_output=True,
+                          text=True, env=venv_env(), timeout=120)
+
+
+def fake_python(tmp_path, pack_status=0):
+    """A Python whose `-c` checks pass and whose pack command records its arguments in pack_args and
+    exits with pack_status; everything else (pyscripts, other modules) does nothing."""
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!{sys.executable}
+import sys
+args = sys.argv[1:]
+if args[:2] == ["-m", "espnet_summarymixing.pack"]:
+    open({str(tmp_path / "pack_args")!r}, "w").write("\\n".join(args[2:]))
+    sys.exit({pack_status})
+""")
+    fake.chmod(0o755)
+    return fake
+
+
+PACKING = {"asr": (14, "asr", "valid.acc.ave.pth"), "cls": (9, "classification", "valid.acc.best.pth")}
+
+
+@pytest.mark.parametrize("kind", ["asr", "cls"])
+@pytest.mark.parametrize("pack_status", [0, 3])
+def test_packing_stage_of_both_templates_packs_the_trained_model_or_stops(tmp_path, kind, pack_status):
+    stage, model_kind, model = PACKING[kind]
+    recipe = template_recipe(tmp_path, kind)
+    exp = recipe / "exp" / "m"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text("encoder: x\n")
+    (exp / model).write_bytes(b"")
+    proc = run_template(recipe, kind, f"--{kind}_exp", "exp/m", "--stage", stage, "--stop_stage", stage,
+                        python=fake_python(tmp_path, pack_status))
+    args = (tmp_path / "pack_args").read_text().split("\n")
+    assert args[args.index(f"--{model_kind}_train_config") + 1] == "exp/m/config.yaml"
+    assert args[args.index(f"--{model_kind}_model_file") + 1] == f"exp/m/{model}"
+    assert args[args.index("--outpath") + 1] == "exp/m/model.zip"
+    times = exp / "stage_times.tsv"
+    if pack_status == 0:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert times.read_text().startswith(f"{stage}\tpacking exp/m/model.zip\t")
+    else:  # the failed pack stops the script, naming the stage; the stage is not recorded as done
+        assert proc.returncode == 1
+        assert f"Error: stage {stage}: packing failed (see above)" in proc.stdout
+        assert "Successfully finished" not in proc.stdout and not times.exists()
+
+
+@pytest.mark.parametrize(
+    "kind, args, message",
+    [
+        ("asr", [], "--asr_config is required by stage 10 (feature statistics) and stage 11 (training)"),
+        ("cls", [], "--cls_config is required by stage 5 (feature statistics) and stage 6 (training)"),
+        ("asr", ["--asr_config", "conf/train.yaml", "--skip_upload", "false"],
+         "--hf_repo user/name is required by stage 15 (upload) (--skip_upload true skips it)"),
+        ("cls", ["--cls_config", "conf/train.yaml", "--skip_upload", "false"],
+         "--hf_repo user/name is required by stage 10 (upload) (--skip_upload true skips it)"),
+        ("cls", ["--cls_config", "conf/absent.yaml"], "--cls_config conf/absent.yaml: no such file"),
+        ("cls", ["--inference_nj", "0"], "--nj and --inference_nj must be at least 1"),
+    ],
+)
+def test_both_templates_check_the_shared_options_before_running_anything(tmp_path, kind, args, message):
+    recipe = template_recipe(tmp_path, kind)
+    proc = run_template(recipe, kind, *args)
+    assert proc.returncode == 1 and message in proc.stdout, proc.stdout + proc.stderr
+    assert not (recipe / "data").exists() and not (recipe / "exp").exists() and not (recipe / "dump").exists()
+    # not needed when those stages do not run
+    if "required" in message:
+        skip = "--skip_train" if "config" in message else "--skip_upload"
+        proc = run_template(recipe, kind, *args, skip, "true", "--stage", 99, python=fake_python(tmp_path))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "kind, stage, args, message",
+    [
+        ("asr", 3, ["--speed_perturb_factors", "0.9 1.1"], "data/tr_sp/wav.scp not found: stage 2 (speed perturbation) writes it"),
+        ("cls", 2, ["--speed_perturb_factors", "0.9 1.1"], "data/tr/wav.scp not found: stage 1 (data preparation) writes it"),
+        ("asr", 4, [], "dump/raw/org/tr/utt2num_samples not found: stage 3 (audio formatting) writes it"),
+        ("cls", 3, [], "dump/raw/org/tr/utt2num_samples not found: stage 2 (audio formatting) writes it"),
+        ("asr", 11, [], "train/speech_shape not found: stage 10 (feature statistics) writes it"),
+        ("cls", 6, [], "train/speech_shape not found: stage 5 (feature statistics) writes it"),
+        ("asr", 12, [], "config.yaml not found: stage 11 (training) writes it"),
+        ("cls", 7, [], "config.yaml not found: stage 6 (training) writes it"),
+        ("asr", 15, ["--skip_upload", "false", "--hf_repo", "u/r"], "model.zip not found: stage 14 (packing) writes it"),
+        ("cls", 10, ["--skip_upload", "false", "--hf_repo", "u/r"], "model.zip not found: stage 9 (packing) writes it"),
+    ],
+)
+def test_both_templates_name_the_stage_that_writes_a_missing_input(tmp_path, kind, stage, args, message):
+    recipe = template_recipe(tmp_path, kind)
+    proc = run_template(recipe, kind, f"--{kind}_config", "conf/train.yaml", "--stage", stage, "--stop_stage", stage,
+                        *args, python=fake_python(tmp_path))
+    assert proc.returncode == 1 and f"Stage {stage}:" in proc.stdout
+    assert message in proc.stdout, proc.stdout + proc.stderr
+
+
+# The options of each template before its shared stages moved to utils/recipe_stages.sh: none may be lost.
+OPTIONS = {
+    "asr": set("""asr_args asr_config asr_exp asr_stats_dir asr_tag audio_format blank bpe_train_text bpemode cleaner
+        dumpdir expdir export_onnx feats_normalize feats_type fs gpu_inference hf_repo inference_args inference_asr_model
+        inference_config inference_lm inference_nj inference_tag lang lm_args lm_config lm_exp lm_tag lm_train_text
+        local_data_opts max_wav_duration min_wav_duration nbpe ngpu nj nlsyms_txt num_nodes onnx_opts oov packed_model
+        python skip_data_prep skip_eval skip_packing skip_train skip_upload sos_eos speed_perturb_factors stage
+        stop_stage test_sets token_type train_set use_lm valid_set""".split()),
+    "cls": set("""audio_format cls_args cls_config cls_exp cls_stats_dir cls_tag dumpdir expdir feats_normalize fs
+        gpu_inference hf_repo inference_model inference_nj inference_tag label_list local_data_opts max_wav_duration
+        min_wav_duration ngpu nj num_nodes packed_model python skip_data_prep skip_eval skip_packing skip_train
+        skip_upload speed_perturb_factors stage stop_stage test_sets train_set valid_set""".split()),
+}
+
+
+@pytest.mark.parametrize("kind", ["asr", "cls"])
+def test_help_lists_exactly_the_options_each_template_takes(tmp_path, kind):
+    recipe = template_recipe(tmp_path, kind)
+    help_text = subprocess.run([f"./{kind}.sh", "--help"], cwd=recipe, capture_output=True, text=True).stdout
+    listed = dict(re.findall(r"--(\w+) \(([^)]*)\)", help_text))  # option -> the default shown
+    assert set(listed) == OPTIONS[kind]
+    # the options the script declares: its own, before the help, and the shared ones of common_options
+    text = SCRIPTS[kind].read_text()
+    own = text[text.index("\ncommon_options\n"):text.index("help_message=")]
+    shared = shell_functions((UTILS / "recipe_stages.sh").read_text())["common_options"]
+    assert set(re.findall(r"^ *(\w+)=", own + shared, re.MULTILINE)) == OPTIONS[kind]
+    # each is taken, at the default shown
+    args = [x for name, value in listed.items() for x in (f"--{name}", value.strip('"'))]
+    proc = subprocess.run([f"./{kind}.sh", *args, "--help"], cwd=recipe, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n", 1)[1] == help_text.split("\n", 1)[1]  # after the logged command line
 
 
 def test_cmd_sh_rejects_an_unknown_backend(recipe):

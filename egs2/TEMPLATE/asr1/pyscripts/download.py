@@ -14,7 +14,7 @@ An archive that fails its checksum is moved to ``DEST.bad``, so that a re-run do
 existing ``DEST`` is kept without any request when it passes the checksum (or none is given).
 
 ``--extract DIR`` unpacks a tar (plain, gzip, bzip2, xz) or zip archive into ``DIR``, refusing any
-member that would land outside ``DIR`` (``espnet_summarymixing.publish.archive``, the checks the
+member that would land outside ``DIR`` (``espnet_summarymixing.loading.archive``, the checks the
 package applies to model archives), then writes ``DIR/.<archive name>.extracted``; with that
 marker a re-run skips extraction, without it (an interrupted extraction) it is done again.
 
@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from espnet_summarymixing.publish.archive import safe_extract
+from espnet_summarymixing.loading.archive import safe_extract
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60.0  # of one connect or one read, not of the whole download

@@ -1,7 +1,9 @@
-# Helpers shared by the template scripts (asr.sh, cls.sh), sourced after their options are parsed:
-#     recipe_name=cls.sh; . utils/recipe_lib.sh
-# The caller sets ${recipe_name} (for messages), ${stage}, ${stop_stage}, ${python} and, before the
-# first stage_done, ${stage_times_dir} (the experiment folder that keeps stage_times.tsv).
+# Helpers of the template scripts (asr.sh, cls.sh), sourced before their options are set:
+#     recipe_name=cls.sh; . utils/recipe_lib.sh; . utils/recipe_stages.sh
+# utils/recipe_stages.sh holds the options and the stages the two scripts share; this file the steps
+# they are made of. The caller sets ${recipe_name} (for messages), the options (${stage}, ${python},
+# ${nj}...), its stages (utils/recipe_stages.sh's stage_group) and, before the first stage_done, ${task_exp}
+# (the experiment folder that keeps stage_times.tsv).
 
 log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${recipe_name}) $*"
@@ -12,11 +14,22 @@ die() {
     exit 1
 }
 
+# stage_die MESSAGE: stop with "stage N: MESSAGE", N the stage that is running (stage_start).
+stage_die() {
+    die "stage ${_stage_no:-?}: $*"
+}
+
 # The smallest of its integer arguments.
 min() {
     local m=$1 x
     for x in "$@"; do [ "${x}" -lt "${m}" ] && m=${x}; done
     echo "${m}"
+}
+
+# unique_sets NAME...: the names, each once, in their first order (ESPnet's habit of listing the
+# validation set among the test sets must not do a job twice).
+unique_sets() {
+    printf '%s\n' "$@" | awk 'NF && !seen[$0]++'
 }
 
 # need WHAT FILE...: every FILE exists, else stop naming the stage that produces it (WHAT).
@@ -28,52 +41,53 @@ need() {
     done
 }
 
+# step_no STEP: the number of the stage that does STEP (utils/recipe_stages.sh's stage_group).
+step_no() {
+    echo "${stages[$1]%% *}"
+}
+
+# need_from STEP FILE...: every FILE exists, else stop with "FILE not found: stage N (name) writes it".
+need_from() {
+    local step=$1
+    shift
+    need "stage ${stages[${step}]} writes it" "$@"
+}
+
+# need_data SET FILE...: every FILE (of ${data_feats}/SET) exists, else stop naming the stage that writes
+# it: the length filtering for the training and validation sets, the audio formatting for the others.
+need_data() {
+    local set=$1
+    shift
+    if [ "${set}" = "${train_set_sp}" ] || [ "${set}" = "${valid_set}" ]; then need_from filter "$@"; else need_from format "$@"; fi
+}
+
 # run_stage N: whether stage N is within --stage .. --stop_stage.
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
-# stage_start N "name: details" ... stage_done: records each stage's wall-clock seconds in
-# ${stage_times_dir}/stage_times.tsv (a re-run replaces its line).
-stage_start() { _stage_t0=${SECONDS}; _stage_no=$1; _stage_name=${2%%:*}; log "Stage $1: $2"; }
+# stage_start STEP "name: details" ... stage_done: logs the start of STEP's stage and records its
+# wall-clock seconds in ${task_exp}/stage_times.tsv (a re-run replaces its line) under "name".
+stage_start() { _stage_t0=${SECONDS}; _stage_no=$(step_no "$1"); _stage_name=${2%%:*}; log "Stage ${_stage_no}: $2"; }
 stage_done() {
-    local dt=$((SECONDS - _stage_t0)) f="${stage_times_dir}/stage_times.tsv"
-    mkdir -p "${stage_times_dir}"
+    local dt=$((SECONDS - _stage_t0)) f="${task_exp}/stage_times.tsv"
+    mkdir -p "${task_exp}"
     { [ -f "${f}" ] && awk -F'\t' -v s="${_stage_no}" '$1 != s' "${f}"
       printf '%s\t%s\t%s\n' "${_stage_no}" "${_stage_name}" "${dt}"; } | sort -n -k1,1 > "${f}.tmp"
     mv "${f}.tmp" "${f}"
     log "Stage ${_stage_no} done in ${dt} s"
 }
 
-# check_common_options [NAME...]: the checks of the options asr.sh and cls.sh share, before anything
-# runs: the data sets are given; stage, stop_stage, nj, inference_nj, num_nodes (and each NAME) are
-# non-negative integers; audio_format, feats_normalize, ngpu and fs have a valid value (sets fs_hz);
-# ${python} has espnet2 and this package; ngpu=auto becomes 1 when torch sees a GPU, else 0.
-check_common_options() {
-    local name
-    [ -n "${train_set}" ] || die "--train_set is required"
-    [ -n "${valid_set}" ] || die "--valid_set is required"
-    [ -n "${test_sets}" ] || die "--test_sets is required"
-    for name in stage stop_stage nj inference_nj num_nodes "$@"; do
-        [[ "${!name}" =~ ^[0-9]+$ ]] || die "--${name} must be a non-negative integer, got '${!name}'"
-    done
-    [ "${nj}" -ge 1 ] && [ "${inference_nj}" -ge 1 ] || die "--nj and --inference_nj must be at least 1"
-    case "${audio_format}" in flac|wav) ;; *) die "--audio_format must be flac or wav, got '${audio_format}'" ;; esac
-    case "${feats_normalize}" in global_mvn|utterance_mvn|none) ;;
-        *) die "--feats_normalize must be global_mvn, utterance_mvn or none, got '${feats_normalize}'" ;; esac
-    if ! [[ "${ngpu}" =~ ^([0-9]+|auto)$ ]]; then die "--ngpu must be auto or a non-negative integer, got '${ngpu}'"; fi
-    if [[ "${fs}" =~ ^([0-9]+)k$ ]]; then fs_hz=$((BASH_REMATCH[1] * 1000));
-    elif [[ "${fs}" =~ ^[0-9]+$ ]]; then fs_hz=${fs};
-    else die "--fs must be a rate like 16k or 16000, got '${fs}'"; fi
-    "${python}" -c "import espnet2, espnet_summarymixing" 2>/dev/null \
-        || die "'${python}' cannot import espnet2 and espnet_summarymixing: run ./install.sh at the repository root, or activate the environment that has them"
-    if [ "${ngpu}" = auto ]; then
-        ngpu=$("${python}" -c "import torch; print(1 if torch.cuda.is_available() else 0)")
-    fi
+# stage_done_with_results SCRIPT: stage_done, then SCRIPT (pyscripts/collect_results.py, cls_results.py)
+# writes ${task_exp}/RESULTS.md, which is shown; after stage_done, so that its stage table has this stage.
+stage_done_with_results() {
+    stage_done
+    "${python}" "$1" --exp_dir "${task_exp}" --out "${task_exp}/RESULTS.md" || die "$1 failed (see above)"
+    cat "${task_exp}/RESULTS.md"
 }
 
-# max_epoch_of CONFIG ARGS: the max_epoch of a training config, overridden by --max_epoch in ARGS.
+# max_epoch_of CONFIG ARGS: the max_epoch of a training config (none: 0), overridden by --max_epoch in ARGS.
 max_epoch_of() {
-    local n
-    n=$(awk '/^max_epoch:/ { print $2 }' "$1")
+    local n=""
+    [ -z "$1" ] || n=$(awk '/^max_epoch:/ { print $2 }' "$1")
     if [[ " $2 " =~ --max_epoch[=\ ]([0-9]+) ]]; then n=${BASH_REMATCH[1]}; fi
     echo "${n:-0}"
 }
@@ -99,14 +113,88 @@ run_training() {
     return "${status}"
 }
 
-# aggregate_stats DIR N: ESPnet's aggregate_stats_dirs over DIR/logdir/stats.{1..N} into DIR.
-aggregate_stats() {
-    local dir=$1 n=$2 i dirs=()
-    for i in $(seq "${n}"); do dirs+=(--input_dir "${dir}/logdir/stats.${i}"); done
-    "${python}" -m espnet2.bin.aggregate_stats_dirs "${dirs[@]}" --output_dir "${dir}"
+# launch_training EXP TASK CONFIG ARGS [OPTION...]: pyscripts/train.py TASK (ESPnet's ${TASK}_train)
+# through ESPnet's launcher on ${cuda_cmd} (--ngpu GPUs, --num_nodes nodes), into EXP, resumed from
+# EXP's last finished epoch, with run_training's progress lines; OPTIONs (data, shapes...), then
+# --config CONFIG (when given) and the user's ARGS (word-split) are the trainer's. Returns its status.
+launch_training() {
+    local exp=$1 task=$2 config=$3 args=$4
+    shift 4
+    # shellcheck disable=SC2086
+    run_training "${exp}" "$(max_epoch_of "${config}" "${args}")" \
+    "${python}" -m espnet2.bin.launch --cmd "${cuda_cmd} --name $(basename "${exp}")" --log "${exp}/train.log" \
+        --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${exp}/.dist_init_" \
+        --multiprocessing_distributed true -- \
+        "${python}" pyscripts/train.py "${task}" --use_preprocessor true "$@" --resume true --output_dir "${exp}" \
+            --use_tensorboard false --use_wandb false ${config:+--config "${config}"} ${args}
 }
 
 # split_jobs KEYS OUT_DIR N: KEYS's keys in N parts OUT_DIR/keys.{1..N}.scp.
 split_jobs() {
     "${python}" pyscripts/data_dir.py split "$1" "$2" --nj "$3"
+}
+
+# collect_stats DIR TRAIN_KEYS VALID_KEYS MODULE [OPTION...]: ESPnet's collect_stats of MODULE (e.g.
+# espnet2.bin.asr_train) run by ${train_cmd} in parallel jobs (at most --nj; no more than the training
+# or validation set has keys), each over one part of the keys of TRAIN_KEYS and VALID_KEYS, then
+# aggregated into DIR (DIR/{train,valid}/<name>_shape, feats_stats.npz). OPTIONs: MODULE's data,
+# preprocessing and config options. DIR/logdir is made anew: a re-run gives the same result.
+collect_stats() {
+    local dir=$1 train_keys=$2 valid_keys=$3 module=$4 logdir=$1/logdir n i inputs=()
+    shift 4
+    n=$(min "${nj}" "$(wc -l < "${train_keys}")" "$(wc -l < "${valid_keys}")")
+    [ "${n}" -ge 1 ] || stage_die "${train_keys} or ${valid_keys} is empty"
+    rm -rf "${logdir}"
+    mkdir -p "${logdir}"
+    split_jobs "${train_keys}" "${logdir}/train" "${n}"
+    split_jobs "${valid_keys}" "${logdir}/valid" "${n}"
+    log "collecting statistics in ${n} jobs, logs in ${logdir}/stats.*.log"
+    ${train_cmd} JOB=1:"${n}" "${logdir}/stats.JOB.log" \
+        "${python}" -m "${module}" --collect_stats true --use_preprocessor true \
+            --train_shape_file "${logdir}/train/keys.JOB.scp" --valid_shape_file "${logdir}/valid/keys.JOB.scp" \
+            --output_dir "${logdir}/stats.JOB" "$@" \
+        || stage_die "statistics failed, see ${logdir}/stats.*.log"
+    for i in $(seq "${n}"); do inputs+=(--input_dir "${logdir}/stats.${i}"); done
+    "${python}" -m espnet2.bin.aggregate_stats_dirs "${inputs[@]}" --output_dir "${dir}" \
+        || stage_die "aggregating the statistics into ${dir} failed (see above)"
+}
+
+# add_vocabulary_size DIR NAME SUFFIX VOCABULARY: DIR/{train,valid}/NAME_shape with the size of the
+# VOCABULARY file (lines) appended to every shape, as DIR/{train,valid}/NAME_shapeSUFFIX (ESPnet's
+# asr.sh: text_shape.bpe, read by the batch bins).
+add_vocabulary_size() {
+    local dir=$1 name=$2 suffix=$3 size x
+    size=$(wc -l < "$4")
+    for x in train valid; do
+        awk -v N="${size}" '{ print $0 "," N }' "${dir}/${x}/${name}_shape" > "${dir}/${x}/${name}_shape${suffix}"
+    done
+}
+
+# run_inference SET DIR RESULT FILES MODULE [OPTION...]: ESPnet's inference MODULE (e.g.
+# espnet2.bin.asr_inference) over ${data_feats}/SET/wav.scp in at most --inference_nj jobs (${decode_cmd},
+# or ${cuda_cmd} with --gpu_inference true), logs in DIR/logdir/<module>.*.log; each of FILES
+# (space-separated) of the jobs' output.N/RESULT/ merged into DIR, sorted by key. OPTIONs: MODULE's
+# model options. DIR/logdir is made anew: a re-run gives the same result.
+run_inference() {
+    local set=$1 dir=$2 result=$3 files=$4 module=$5 data=${data_feats}/$1 logdir=$2/logdir cmd=${decode_cmd}
+    local gpus=0 name=${5##*.} n f i
+    shift 5
+    need_data "${set}" "${data}/wav.scp"
+    rm -rf "${logdir}"
+    n=$(min "${inference_nj}" "$(wc -l < "${data}/wav.scp")")
+    [ "${n}" -ge 1 ] || stage_die "${data}/wav.scp is empty"
+    split_jobs "${data}/wav.scp" "${logdir}" "${n}"
+    if "${gpu_inference}"; then cmd="${cuda_cmd} --gpu 1"; gpus=1; fi
+    log "${name} on ${set}: $(wc -l < "${data}/wav.scp") recordings in ${n} jobs, logs in ${logdir}/${name}.*.log"
+    ${cmd} JOB=1:"${n}" "${logdir}/${name}.JOB.log" \
+        "${python}" -m "${module}" --batch_size 1 --ngpu "${gpus}" \
+            --data_path_and_name_and_type "${data}/wav.scp,speech,sound" --key_file "${logdir}/keys.JOB.scp" \
+            --output_dir "${logdir}/output.JOB" "$@" \
+        || stage_die "${name} on ${set} failed, see ${logdir}/${name}.*.log"
+    for f in ${files}; do
+        for i in $(seq "${n}"); do
+            if [ -f "${logdir}/output.${i}/${result}/${f}" ]; then cat "${logdir}/output.${i}/${result}/${f}"; fi
+        done | LC_ALL=C sort -k1,1 > "${dir}/${f}"
+    done
+    log "${dir}/text: $(wc -l < "${dir}/text") results"
 }
