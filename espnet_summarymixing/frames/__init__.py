@@ -4,5 +4,6 @@ incrementally, and the greedy-CTC carry of a stream; NumPy only, so that the ONN
 too), how feature frames become encoder frames (:mod:`.geometry`: a subsampling's stride,
 receptive field and look-ahead, output frames for N input frames and the reverse; plain Python) and
 the input layers themselves (:mod:`.input_layer`: ESPnet's subsampling or linear layers, embedded
-with positions from any offset). Imports nothing else from this package; importing it, or
+with positions from any offset), and the feature normalisation between them (:mod:`.normalize`:
+ESPnet's global and utterance MVN in memory linear in the length). Imports nothing else from this package; importing it, or
 :mod:`.geometry` and :mod:`.framing`, imports neither torch nor ESPnet."""
