@@ -3,16 +3,20 @@
 The package by role, imports flowing one way (a module imports only from its own folder and from
 the folders listed after it):
 
-- the modules at the top are the commands, ``python -m espnet_summarymixing.<command>``:
-  ``pack``, ``transcribe``, ``classify``, ``upload``, ``stream_decode``, ``benchmark``, ``export``,
+- the modules (and the ``benchmark`` folder) at the top are the commands, ``python -m
+  espnet_summarymixing.<command>`` or the console script ``summarymixing-<command>``: ``pack``,
+  ``transcribe``, ``classify``, ``upload``, ``stream_decode``, ``benchmark``, ``export``,
   ``onnx_transcribe``;
+- :mod:`.cli`: what the commands share: flags, input lists, outputs, the model of the right kind;
 - :mod:`.deploy`: ONNX export, and recognition with onnxruntime alone;
 - :mod:`.longform`: whole recordings in one pass, CTC decoding, word timings, subtitles;
 - :mod:`.streaming`: chunk-by-chunk encoding and streaming recognition;
-- :mod:`.publish`: packing, model cards, the Hub, loading models and audio;
+- :mod:`.publish`: packing, model cards, the Hub;
+- :mod:`.loading`: models (and their kind) from a zip, a folder or a hub id, safely; audio;
 - :mod:`.registration` (and its start-up hook ``_autoload``): our encoder names in ESPnet's tasks;
 - :mod:`.encoders`: the Conformer, Branchformer and E-Branchformer encoders;
-- :mod:`.layers`: the SummaryMixing cell and padding-safe ESPnet blocks.
+- :mod:`.layers`: the SummaryMixing cell and padding-safe ESPnet blocks;
+- :mod:`.frames`: ESPnet's frame pipeline (subsampling arithmetic, input layers, streaming framing).
 
 Importing this package imports neither torch nor ESPnet; the public classes load on first use.
 """

@@ -1,31 +1,40 @@
-"""Streaming CTC recognition with a chunk-causal SummaryMixing Conformer.
+"""Streaming CTC recognition with a SummaryMixing model trained to stream.
 
     python -m espnet_summarymixing.stream_decode --model exp/asr/model.zip --chunk_size 8 long.wav
-    python -m espnet_summarymixing.stream_decode --model exp/asr/model.zip --chunk_size 8 \
+    python -m espnet_summarymixing.stream_decode --model exp/asr/model.zip --chunk_size 8 \\
         --wav_scp dump/raw/test/wav.scp --output exp/asr/stream8/text      # a whole set, for scoring
 
-The file is read as if it were live, ``--block_ms`` of audio at a time: features are computed as
-soon as their STFT window is complete (identical to the offline frontend), encoded chunk by chunk
+The file is read as if it were live, ``--block_seconds`` of audio at a time: features are computed
+as soon as their STFT window is complete (identical to the offline frontend), encoded chunk by chunk
 (:class:`~espnet_summarymixing.streaming.encoder.StreamingEncoder`) and decoded greedily with CTC; each
 time the hypothesis grows, a partial line ``[12.34 s] TEXT`` is printed, then the final text and
-the compute time per chunk. Memory stays constant whatever the length of the file. With
-``--wav_scp`` every utterance of a Kaldi ``wav.scp`` is streamed the same way and the final texts
-go to ``--output`` as ``<utt> <text>`` lines; ``--full_context`` decodes the same set offline (each
-utterance encoded whole, same greedy CTC) for an offline-vs-streaming comparison of one model.
+the compute time per chunk. Memory stays constant whatever the length of the file. Several files,
+or ``--list`` (``--wav_scp``: ``<path>`` or ``<key> <path>`` per line), are streamed the same way and
+their final texts printed as ``<key><TAB><text>``, or written to ``--output`` as Kaldi ``<key>
+<text>`` lines; ``--full_context`` decodes them offline instead (each utterance encoded whole, same
+greedy CTC), for an offline-vs-streaming comparison of one model: any ESPnet ASR model with CTC.
+Exit status: 0 every file decoded, 1 some failed, 2 nothing could start (a bad option, a model that
+cannot be loaded or cannot stream).
 """
 
 import argparse
-import contextlib
 import logging
 import sys
 import time
-from pathlib import Path
-from typing import List
+from typing import List, Optional
 
-from espnet_summarymixing.publish.loading import load_audio, resolve_model
-from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
+from espnet_summarymixing.cli.inputs import Entry, gather
+from espnet_summarymixing.cli.loop import CommandError, each_file, finish, report_lines, run
+from espnet_summarymixing.cli.models import model_for
+from espnet_summarymixing.cli.options import add_duration, add_inputs, add_model, add_output, require
+from espnet_summarymixing.cli.outputs import check_file, unique_targets, write_text
+from espnet_summarymixing.cli.quiet import quiet_startup
 
 __all__ = ["main"]
+
+NOT_STREAMING = ("it was not trained to stream: use python -m espnet_summarymixing.transcribe (or "
+                 "stream_decode --full_context for greedy CTC over the whole utterance)")
+ADVICE = {"asr": NOT_STREAMING, "onnx": "use python -m espnet_summarymixing.onnx_transcribe --streaming"}
 
 
 def _compute_summary(chunk_seconds: List[float]) -> str:
@@ -33,113 +42,110 @@ def _compute_summary(chunk_seconds: List[float]) -> str:
     return f"compute per chunk: median {ms[len(ms) // 2]:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} steps"
 
 
-def _read_wav_scp(path: str):
-    """(line number, utterance id, audio path) of each entry, and the lines that are not entries."""
-    entries, bad = [], []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split(maxsplit=1)
-        if len(fields) != 2 or fields[1].rstrip().endswith("|"):
-            why = "expected '<utterance id> <audio file>'" + (", not a command" if len(fields) == 2 else "")
-            bad.append(f"{path}:{number}: {why}: {line.strip()[:80]!r}")
-            continue
-        entries.append((number, fields[0], fields[1].strip()))
-    return entries, bad
-
-
-def _decode_set(rec: StreamingRecognizer, args, block: int) -> int:
-    """Stream (or, with --full_context, decode offline) every utterance of --wav_scp into --output.
-    A bad line or file is reported with its line and utterance and skipped; the others are written."""
-    entries, failures = _read_wav_scp(args.wav_scp)
-    for message in failures:
-        print(f"error: {message}", file=sys.stderr)
-    lines, chunk_seconds, audio_seconds, compute = [], [], 0.0, 0.0
-    for i, (number, utt, path) in enumerate(entries, 1):
-        try:
-            wave = load_audio(path, rec.rate)
-            start = time.perf_counter()
-            text = rec.decode_offline(wave) if args.full_context else rec.stream(wave, block)
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
-            failures.append(f"{args.wav_scp}:{number}: utterance {utt}: {err}")
-            print(f"error: {failures[-1]}", file=sys.stderr)
-            continue
-        compute += time.perf_counter() - start
-        audio_seconds += wave.numel() / rec.rate
-        chunk_seconds += rec.chunk_seconds
-        lines.append(f"{utt} {text}".rstrip() + "\n")
-        if i % max(1, len(entries) // 10) == 0 or i == len(entries):
-            print(f"stream_decode: {i}/{len(entries)} utterances", file=sys.stderr, flush=True)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(f"{args.output}.partial")
-    partial.write_text("".join(sorted(lines)), encoding="utf-8")
-    partial.replace(args.output)
-    mode = "offline, full context" if args.full_context else f"streaming, chunk {rec.encoder.chunk_size}"
-    rtf = f", real-time factor {compute / audio_seconds:.3f}" if audio_seconds else ""
-    print(f"{args.output}: {len(lines)} utterances ({mode}){rtf}", file=sys.stderr)
-    if chunk_seconds:
-        print(_compute_summary(chunk_seconds), file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} entries of {args.wav_scp} failed (see above); the others are in {args.output}",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command's options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="model.zip, an unpacked model or exp dir")
-    p.add_argument("file", nargs="?", help="audio file, read as if it were live")
-    p.add_argument("--wav_scp", help="decode every utterance of this Kaldi wav.scp instead of one file")
-    p.add_argument("--output", help="with --wav_scp: the text file of hypotheses to write")
+    add_model(p, "model.zip, an unpacked model, a training folder or a hub id")
+    add_inputs(p, "audio files, read as if they were live")
+    add_output(p, "write Kaldi '<key> <text>' lines to this file instead of stdout")
     p.add_argument("--full_context", action="store_true",
-                   help="with --wav_scp: encode each utterance whole (offline) instead of streaming it; "
-                        "any ESPnet ASR model with CTC, streamable or not")
+                   help="encode each utterance whole (offline) instead of streaming it; any ESPnet ASR model "
+                        "with CTC, streamable or not")
     p.add_argument("--chunk_size", type=int, help="encoder frames per chunk (default: decode_chunk_size)")
-    p.add_argument("--block_ms", type=float, default=100.0, help="audio arriving per step, in ms")
+    add_duration(p, "--block_seconds", 0.1, "audio arriving per step", old_ms="--block_ms")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--cachedir")
+    p.add_argument("--cachedir", help="where archives are unpacked")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command; return its exit status."""
+    p = parser()
     args = p.parse_args(argv)
-    if (args.file is None) == (args.wav_scp is None):
-        p.error("give either one audio file or --wav_scp")
-    if args.wav_scp is not None and args.output is None:
-        p.error("--wav_scp needs --output")
-    if args.full_context and args.wav_scp is None:
-        p.error("--full_context only applies with --wav_scp")
-    if not 0 < args.block_ms <= 60000:
-        p.error(f"--block_ms {args.block_ms:g}: must be in (0, 60000] ms of audio per step")
+    require(p, args, "model")
+    if not 0 < args.block_seconds <= 60:
+        p.error(f"--block_seconds {args.block_seconds:g}: must be in (0, 60] seconds of audio per step")
     if args.chunk_size is not None and args.chunk_size < 1:
         p.error(f"--chunk_size {args.chunk_size}: must be at least 1 encoder frame")
-    if args.wav_scp is not None and not Path(args.wav_scp).is_file():
-        p.error(f"--wav_scp {args.wav_scp}: no such file")
+    try:
+        entries, bad = gather(args.files, args.list)
+    except FileNotFoundError as err:
+        p.error(str(err))
+    if not entries and not bad:
+        p.error("no audio file given (as arguments or with --list)")
+    return run(lambda: _decode(args, entries, bad))
 
-    logging.disable(logging.WARNING)
+
+def _decode(args, entries: List[Entry], bad: List[str]) -> int:
+    from espnet_summarymixing.loading.audio import load_audio
+    from espnet_summarymixing.loading.models import sample_rate
+
+    try:
+        output = check_file(args.output, "--output") if args.output else None
+        if output is not None:
+            unique_targets(((e.label(), e.key) for e in entries), f"--output {args.output}: the keys")
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    live = len(entries) == 1 and not bad and not args.list and output is None and not args.full_context
     out = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            files = resolve_model(args.model, args.cachedir)
-            rec = StreamingRecognizer(files["asr_train_config"], files["asr_model_file"], args.chunk_size,
-                                      args.device, offline_only=args.full_context)
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
-            print(f"error: cannot load the model: {err}", file=sys.stderr)
-            return 2
-        block = max(1, int(rec.rate * args.block_ms / 1000))  # samples arriving per step
-        if args.wav_scp is not None:
-            return _decode_set(rec, args, block)
+    with quiet_startup(logging.WARNING):
+        kinds = ("asr", "streaming") if args.full_context else ("streaming",)
+        loaded = model_for(args.model, kinds, args.cachedir, args.device, advice=ADVICE)
+        model, train_args = loaded.model, loaded.train_args
+        rate = sample_rate(train_args)
+        if args.full_context:
+            from espnet_summarymixing.streaming.recognizer import full_context_text
 
-        def partial(seconds, text):
+            rec = None
+        else:
+            from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
+
+            try:
+                rec = StreamingRecognizer(model, train_args, args.chunk_size)
+            except ValueError as err:
+                raise CommandError(f"{args.model} cannot be streamed: {err}") from None
+        block = max(1, int(rate * args.block_seconds))  # samples arriving per step
+        report_lines(bad)
+        chunk_seconds: List[float] = []
+        totals = {"audio": 0.0, "compute": 0.0, "done": 0}
+        lines: List[str] = []
+
+        def partial(seconds: float, text: str) -> None:
             print(f"[{seconds:7.2f} s] {text}", file=out, flush=True)
 
-        try:
-            wave = load_audio(args.file, rec.rate)
-            final = rec.stream(wave, block, partial)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print(final, file=out, flush=True)
-        if rec.chunk_seconds:
-            print(_compute_summary(rec.chunk_seconds), file=sys.stderr)
-    return 0
+        def work(entry: Entry) -> str:
+            wave = load_audio(entry.path, rate)
+            start = time.perf_counter()
+            if rec is None:
+                text = full_context_text(model, train_args, wave)
+            else:
+                text = rec.stream(wave, block, partial if live else None)
+                chunk_seconds.extend(rec.chunk_seconds)
+            totals["compute"] += time.perf_counter() - start
+            totals["audio"] += wave.numel() / rate
+            return text
+
+        def done(entry: Entry, text: str) -> None:
+            totals["done"] += 1
+            if live:
+                print(text, file=out, flush=True)
+            elif output is not None:
+                lines.append(f"{entry.key} {text}".rstrip() + "\n")
+            else:
+                print(f"{entry.key}\t{text}", file=out, flush=True)
+            if not live and (totals["done"] % max(1, len(entries) // 10) == 0 or totals["done"] == len(entries)):
+                print(f"stream_decode: {totals['done']}/{len(entries)} utterances", file=sys.stderr, flush=True)
+
+        failed = each_file(entries, work, done, short=lambda entry: "")
+    if output is not None:
+        write_text(output, "".join(lines))
+    if not live:
+        mode = "offline, full context" if rec is None else f"streaming, chunk {rec.encoder.chunk_size}"
+        rtf = f", real-time factor {totals['compute'] / totals['audio']:.3f}" if totals["audio"] else ""
+        print(f"{args.output or 'stdout'}: {totals['done']} utterances ({mode}){rtf}", file=sys.stderr)
+    if chunk_seconds:
+        print(_compute_summary(chunk_seconds), file=sys.stderr)
+    return finish(failed + len(bad), len(entries) + len(bad))
 
 
 if __name__ == "__main__":

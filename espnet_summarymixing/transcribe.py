@@ -14,34 +14,46 @@ beam``: prefix beam search, with ``--lm_train_config/--lm_file`` an ESPnet LM; `
 words timed by CTC segmentation; ``--decoding joint`` is ESPnet's joint CTC/attention beam search
 (``Speech2Text``) on pieces cut at quiet moments, text only.
 
-Output: ``--output_format text`` prints ``<file><TAB><text>`` per file; ``json`` (words with times
-and confidences), ``srt`` and ``vtt`` (subtitles split at pauses, at most ``--max_subtitle_chars``)
-go to ``<output_dir>/<file name>.<format>``, or to stdout for a single file. Any sample rate is
-resampled to the model's, channels are down-mixed. A file that cannot be read or decoded is
-reported on stderr and the others are still transcribed; the exit status is 0 only if every file
-was transcribed.
+Input: audio files as arguments and/or ``--list`` (``--wav_scp``): ``<path>`` or ``<key> <path>``
+per line. Output: ``--output_format text`` prints ``<key><TAB><text>`` per file (the key of a file
+given as an argument is its path), or writes Kaldi ``<key> <text>`` lines to ``--output``; ``json``
+(words with times and confidences), ``srt`` and ``vtt`` (subtitles split at pauses, at most
+``--max_subtitle_chars``) go to ``<output_dir>/<file name or key>.<format>``, or for a single file to
+``--output`` or stdout. Any sample rate is resampled to the model's, channels are down-mixed. A
+file that cannot be read or decoded is reported on stderr and the others are still transcribed;
+the exit status is 0 if every file was transcribed, 1 if some failed, 2 if nothing could start (a
+bad option, a model that cannot be loaded or is not an ASR model).
 """
 
 import argparse
-import contextlib
 import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_summarymixing.publish.loading import load_asr_model, load_state, read_audio, resolve_model, sample_rate
+from espnet_summarymixing.cli.inputs import Entry, gather
+from espnet_summarymixing.cli.loop import CommandError, each_file, finish, report, report_lines, run
+from espnet_summarymixing.cli.models import model_for
+from espnet_summarymixing.cli.options import add_inputs, add_model, add_output, add_output_dir, require
+from espnet_summarymixing.cli.outputs import check_file, check_folder, unique_targets, write_text
+from espnet_summarymixing.cli.quiet import quiet_startup
+from espnet_summarymixing.loading.audio import read_audio
+from espnet_summarymixing.loading.models import load_state, sample_rate
 
 __all__ = ["Transcriber", "main"]
 
 DECODINGS = ("beam", "greedy", "joint")
 OUTPUT_FORMATS = ("text", "json", "srt", "vtt")
+KINDS = ("asr", "streaming")  # a streaming-trained model decodes offline too
 
 
 class Transcriber:
     """A model loaded once, called on files: ``transcriber(path) -> Transcript`` (text, timed words).
 
-    Args mirror the command's options; ``joint`` decoding uses ESPnet's ``Speech2Text`` on pieces
-    of at most ``max_segment_seconds`` and gives text without timings.
+    ``model``: the model as ``--model`` takes it; the other arguments mirror the command's options.
+    ``joint`` decoding uses ESPnet's ``Speech2Text`` on pieces of at most ``max_segment_seconds`` and
+    gives text without timings. Raises :class:`~espnet_summarymixing.cli.loop.CommandError` for a
+    model that cannot be loaded or is not an ASR model.
     """
 
     def __init__(self, model: str, device: str = "cpu", mode: str = "segmented", decoding: str = "beam",
@@ -52,42 +64,57 @@ class Transcriber:
                  summary_pause_seconds: float = 0.0, word_pause_seconds: float = 0.3):
         from espnet_summarymixing.longform.recognizer import LongFormRecognizer
 
-        files = resolve_model(model, cachedir)
         self.decoding = decoding
         self.max_segment_seconds = max_segment_seconds
+        if (lm_train_config or lm_file) and decoding == "joint":
+            raise CommandError("an LM is supported with --decoding beam (CTC prefix beam search), not joint")
+        loaded = model_for(model, KINDS, cachedir, device, build=decoding != "joint")
         if decoding == "joint":
             from espnet2.bin.asr_inference import Speech2Text
 
-            if lm_train_config or lm_file:
-                raise ValueError("an LM is supported with --decoding beam (CTC prefix beam search), not joint")
-            self.speech2text = Speech2Text(asr_train_config=files["asr_train_config"], asr_model_file=None,
-                                           device=device, beam_size=beam_size, ctc_weight=ctc_weight, nbest=1)
-            load_state(self.speech2text.asr_model, files["asr_model_file"], device)  # refuses code-running pickles
+            try:
+                self.speech2text = Speech2Text(asr_train_config=loaded.source.train_config, asr_model_file=None,
+                                               device=device, beam_size=beam_size, ctc_weight=ctc_weight, nbest=1)
+                load_state(self.speech2text.asr_model, loaded.source.model_file, device)  # refuses code-running pickles
+            except (OSError, ValueError, RuntimeError) as err:
+                raise CommandError(f"cannot load the model: {err}") from None
             self.rate = sample_rate(self.speech2text.asr_train_args)
             return
-        asr_model, args = load_asr_model(files["asr_train_config"], files["asr_model_file"], device)
+        asr_model, args = loaded.model, loaded.train_args
         lm = None
         if lm_train_config or lm_file:
-            lm = _espnet_lm(lm_train_config, lm_file, args.token_list, device)
+            try:
+                lm = _espnet_lm(lm_train_config, lm_file, args.token_list, device)
+            except (OSError, ValueError, RuntimeError) as err:
+                raise CommandError(f"cannot load the LM: {err}") from None
         self.rate = sample_rate(args)
-        self.recognizer = LongFormRecognizer(
-            asr_model, args, self.rate, mode=mode, decoding=decoding, beam_size=beam_size, lm=lm,
-            lm_weight=lm_weight, segment_seconds=max_segment_seconds, segment_pause_seconds=segment_pause_seconds,
-            summary_window_seconds=summary_window_seconds, summary_pause_seconds=summary_pause_seconds,
-            word_pause_seconds=word_pause_seconds, timestamps=timestamps,
-        )
+        try:
+            self.recognizer = LongFormRecognizer(
+                asr_model, args, self.rate, mode=mode, decoding=decoding, beam_size=beam_size, lm=lm,
+                lm_weight=lm_weight, segment_seconds=max_segment_seconds,
+                segment_pause_seconds=segment_pause_seconds, summary_window_seconds=summary_window_seconds,
+                summary_pause_seconds=summary_pause_seconds, word_pause_seconds=word_pause_seconds,
+                timestamps=timestamps,
+            )
+        except ValueError as err:
+            raise CommandError(str(err)) from None
 
-    def __call__(self, path: str):
+    def __call__(self, path: str, notes: Optional[List[str]] = None):
+        """The transcript of one file; what was wrong with it but could be read is appended to
+        ``notes`` (printed on stderr when ``notes`` is None)."""
         import torch
 
         from espnet_summarymixing.longform.recognizer import Transcript, quiet_cuts
 
-        wave, rate, notes = read_audio(path, self.rate)
+        wave, rate, found = read_audio(path, self.rate)
         if rate < self.rate:
-            notes.append(f"{rate} Hz audio resampled to the model's {self.rate} Hz (the band above {rate // 2} Hz "
+            found.append(f"{rate} Hz audio resampled to the model's {self.rate} Hz (the band above {rate // 2} Hz "
                          f"is empty: expect lower accuracy than on {self.rate} Hz recordings)")
-        for note in notes:
-            print(f"{path}: note: {note}", file=sys.stderr)
+        if notes is None:
+            for note in found:
+                print(f"{path}: note: {note}", file=sys.stderr)
+        else:
+            notes.extend(found)
         if self.decoding != "joint":
             return self.recognizer(wave)
         texts = []
@@ -116,17 +143,13 @@ def _espnet_lm(lm_train_config: Optional[str], lm_file: Optional[str], token_lis
     return espnet_lm_scorer(lm_model.eval(), len(token_list) - 1, device)
 
 
-def _too_short(err: Exception) -> bool:
-    return type(err).__name__ == "TooShortUttError"
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from espnet_summarymixing.longform.recognizer import MODES, Transcript
-    from espnet_summarymixing.longform.subtitles import group_segments, render
+def parser() -> argparse.ArgumentParser:
+    """The command's options."""
+    from espnet_summarymixing.longform.recognizer import MODES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="model.zip, an unpacked model or exp dir, or a hub id")
-    p.add_argument("files", nargs="+", help="audio files")
+    add_model(p, "model.zip, an unpacked model or exp dir, or a hub id")
+    add_inputs(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--mode", choices=MODES, default="segmented",
                    help="segmented: pieces cut at the pauses a first one-pass decoding finds, encoded one by one; "
@@ -152,79 +175,117 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="one pass, SummaryMixing encoders: each frame's summary over this many seconds "
                         "around it (0 = the whole recording)")
     p.add_argument("--output_format", choices=OUTPUT_FORMATS, default="text")
-    p.add_argument("--output_dir", help="write <file name>.<format> here (needed for several files in "
-                                        "json/srt/vtt)")
+    add_output(p, "text: write Kaldi '<key> <text>' lines to this file instead of stdout; json/srt/vtt: "
+                  "the file of a single input")
+    add_output_dir(p, "json/srt/vtt: write <file name or key>.<format> here (needed for several files)", old=())
     p.add_argument("--max_subtitle_chars", type=int, default=84, help="srt/vtt: longest subtitle")
     p.add_argument("--max_subtitle_seconds", type=float, default=7.0, help="srt/vtt: longest subtitle")
     p.add_argument("--subtitle_pause", type=float, default=0.5, help="srt/vtt: a pause this long ends a subtitle")
     p.add_argument("--cachedir", help="where archives are unpacked")
-    args = p.parse_args(argv)
+    return p
+
+
+def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    require(p, args, "model")
     if args.max_segment_seconds <= 2.0:
         p.error(f"--max_segment_seconds {args.max_segment_seconds}: must be more than 2 seconds")
     if args.beam_size < 1:
         p.error(f"--beam_size {args.beam_size}: must be at least 1")
-    timed = args.output_format != "text"
-    if timed and args.decoding == "joint":
+    if args.output_format != "text" and args.decoding == "joint":
         p.error(f"--output_format {args.output_format} needs word timings: use --decoding beam or greedy "
                 "(joint decoding gives text only)")
-    if timed and len(args.files) > 1 and not args.output_dir:
-        p.error(f"--output_format {args.output_format} with {len(args.files)} files needs --output_dir")
-    out_dir = Path(args.output_dir) if args.output_dir else None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    logging.disable(logging.WARNING)  # ESPnet's info/warning lines would drown the transcripts
+    if args.output_format == "text" and args.output_dir:
+        p.error("--output_dir is for --output_format json/srt/vtt; text goes to stdout or --output")
+    if args.output and args.output_dir:
+        p.error("give --output or --output_dir, not both")
+
+
+def _targets(entries: List[Entry], args) -> dict:
+    """{input key: output file} of the timed formats' per-file outputs (empty otherwise), checked."""
+    if args.output_format == "text" or not args.output_dir:
+        return {}
+    folder = check_folder(args.output_dir, "--output_dir")
+    names = [(e.label(), f"{Path(e.path).name if e.key == e.path else e.key}.{args.output_format}")
+             for e in entries]
+    unique_targets(names, f"--output_dir {args.output_dir}")
+    return {e.key: folder / name for e, (_, name) in zip(entries, names)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command; return its exit status."""
+    p = parser()
+    args = p.parse_args(argv)
+    _check(p, args)
+    return run(lambda: _transcribe(p, args))
+
+
+def _transcribe(p: argparse.ArgumentParser, args) -> int:
+    from espnet_summarymixing.longform.recognizer import Transcript
+    from espnet_summarymixing.longform.subtitles import group_segments, render
+
+    try:
+        entries, bad = gather(args.files, args.list)
+    except FileNotFoundError as err:
+        p.error(str(err))
+    if not entries and not bad:
+        p.error("no audio file given (as arguments or with --list)")
+    timed = args.output_format != "text"
+    if timed and len(entries) > 1 and not args.output_dir:
+        p.error(f"--output_format {args.output_format} with {len(entries)} files needs --output_dir")
+    try:
+        targets = _targets(entries, args)
+        output = check_file(args.output, "--output") if args.output else None
+        if output is not None and not timed:
+            unique_targets(((e.label(), e.key) for e in entries), f"--output {args.output}: the keys")
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    report_lines(bad)
     out = sys.stdout
-    # ESPnet prints notices on stdout while importing; stdout is kept for the transcripts.
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            transcriber = Transcriber(
-                args.model, args.device, args.mode, args.decoding, args.beam_size, args.ctc_weight,
-                args.max_segment_seconds, args.summary_window_seconds, args.lm_train_config, args.lm_file,
-                args.lm_weight, timestamps=timed, cachedir=args.cachedir,
-                segment_pause_seconds=args.segment_pause_seconds, summary_pause_seconds=args.summary_pause_seconds,
-                word_pause_seconds=args.word_pause_seconds,
-            )
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
-            print(f"error: cannot load the model: {err}", file=sys.stderr)
-            return 2
-        failed = 0
-        for path in args.files:
+    lines: List[str] = []
+    with quiet_startup(logging.WARNING):  # ESPnet's info and warning lines would drown the transcripts
+        transcriber = Transcriber(
+            args.model, args.device, args.mode, args.decoding, args.beam_size, args.ctc_weight,
+            args.max_segment_seconds, args.summary_window_seconds, args.lm_train_config, args.lm_file,
+            args.lm_weight, timestamps=timed, cachedir=args.cachedir,
+            segment_pause_seconds=args.segment_pause_seconds, summary_pause_seconds=args.summary_pause_seconds,
+            word_pause_seconds=args.word_pause_seconds,
+        )
+
+        def work(entry: Entry):
+            notes: List[str] = []
             try:
-                result = transcriber(path)
-            except (FileNotFoundError, ValueError) as err:  # one bad file must not stop the others
-                failed += 1
-                reason = str(err)[len(path) + 2:] if str(err).startswith(f"{path}: ") else err
-                print(f"{path}: error: {reason}", file=sys.stderr)
-                continue
-            except Exception as err:
-                if not _too_short(err):
-                    failed += 1
-                    print(f"{path}: error: {type(err).__name__}: {err}", file=sys.stderr)
-                    continue
-                print(f"{path}: warning: too short for the model's subsampling: no speech transcribed",
-                      file=sys.stderr)
-                result = Transcript("")
+                return transcriber(entry.path, notes)
+            finally:
+                for note in notes:
+                    report(entry, "note", note)
+
+        def done(entry: Entry, result) -> None:
             if not timed:
-                text = f"{path}\t{result.text}\n"
-            elif args.output_format == "json":
+                if output is not None:
+                    lines.append(f"{entry.key} {result.text}".rstrip() + "\n")
+                else:
+                    out.write(f"{entry.key}\t{result.text}\n")
+                    out.flush()
+                return
+            if args.output_format == "json":
                 segments = group_segments(result.words, args.subtitle_pause, 10**9, float("inf"))
-                text = render(segments, "json", source=str(path), duration=result.duration)
+                text = render(segments, "json", source=str(entry.path), duration=result.duration)
             else:
                 segments = group_segments(result.words, args.subtitle_pause, args.max_subtitle_chars,
                                           args.max_subtitle_seconds)
                 text = render(segments, args.output_format)
-            if out_dir and timed:
-                target = out_dir / f"{Path(path).name}.{args.output_format}"
-                partial = target.with_name(target.name + ".partial")
-                partial.write_text(text, encoding="utf-8")
-                partial.replace(target)
-                print(f"{path}\t{target}", file=out, flush=True)
-            else:
+            target = targets.get(entry.key) or output
+            if target is None:
                 out.write(text)
                 out.flush()
-    if failed:
-        print(f"{failed} of {len(args.files)} files failed", file=sys.stderr)
-    return 1 if failed else 0
+                return
+            write_text(target, text)
+            print(f"{entry.key}\t{target}", file=out, flush=True)
+
+        failed = each_file(entries, work, done, short=lambda entry: Transcript(""))
+    if output is not None and not timed:
+        write_text(output, "".join(lines))
+    return finish(failed + len(bad), len(entries) + len(bad))
 
 
 if __name__ == "__main__":

@@ -1,47 +1,84 @@
-"""Upload a packed model to the Hugging Face Hub, with a generated model card.
+"""Upload a packed model (an ASR model or a classifier) to the Hugging Face Hub, with a generated model card.
 
     python -m espnet_summarymixing.upload --model exp/asr/model.zip --repo user/name
     python -m espnet_summarymixing.upload --model exp/asr/model.zip --repo user/name --dry_run out/
 
 The pushed folder is the archive's content as ESPnet's own upload lays it out (``meta.yaml``,
-``exp/...``) plus ``README.md``, so ``Speech2Text.from_pretrained("user/name")`` loads it. With
-``--dry_run DIR`` the exact folder that would be pushed is written to DIR and nothing is sent.
+``exp/...``) plus ``README.md``, so ``Speech2Text.from_pretrained("user/name")`` (a classifier:
+ESPnet's ``Classification``) loads it. With ``--dry_run DIR`` the exact folder that would be pushed
+is written to DIR and nothing is sent. Exit status: 0 done, 1 the push failed, 2 nothing was tried
+(a bad option, a model that is not a packed zip).
 """
 
 import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import List, Optional
 
-from espnet_summarymixing.publish.hub import prepare_folder, upload
+from espnet_summarymixing.cli.loop import CommandError, run
+from espnet_summarymixing.cli.models import model_for
+from espnet_summarymixing.cli.options import add_model, require
+from espnet_summarymixing.cli.outputs import check_folder
 
 __all__ = ["main"]
 
+ADVICE = {"onnx": "pack it with its model first: python -m espnet_summarymixing.pack --model <training folder> "
+                  "--onnx_dir <this folder>"}
 
-def main(argv=None) -> int:
+
+def parser() -> argparse.ArgumentParser:
+    """The command's options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, type=Path, help="the zip written by espnet_summarymixing.pack")
+    add_model(p, "the zip written by python -m espnet_summarymixing.pack", old=())
     p.add_argument("--repo", required=True, help="Hugging Face repository id, user/name")
     p.add_argument("--results", type=Path, help="RESULTS.md for the card (default: the packed one)")
     p.add_argument("--training_data", help="one line describing the training data, for the card")
     p.add_argument("--private", action="store_true")
     p.add_argument("--token", help="Hugging Face token (default: the one huggingface_hub finds)")
     p.add_argument("--dry_run", type=Path, metavar="DIR", help="write the folder to DIR and push nothing")
+    p.add_argument("--cachedir", help="where the archive is unpacked to read its config")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command; return its exit status."""
+    p = parser()
     args = p.parse_args(argv)
+    require(p, args, "model")
     if args.repo.count("/") != 1 or args.repo.startswith("/") or args.repo.endswith("/"):
         p.error(f"--repo {args.repo}: expected user/name")
+    return run(lambda: _upload(args))
+
+
+def _upload(args) -> int:
+    from espnet_summarymixing.publish.hub import prepare_folder, upload
+
+    source = model_for(args.model, ("asr", "streaming", "classifier"), args.cachedir, build=False,
+                       advice=ADVICE).source
+    if source.form != "archive":
+        raise CommandError(f"{args.model} is {source.description} in a {source.form}, not a packed zip: pack it "
+                           "first with python -m espnet_summarymixing.pack")
     try:
         if args.dry_run:
-            files = prepare_folder(args.model, args.dry_run, args.repo, args.results, args.training_data)
-            print(f"dry run: {len(files)} files in {args.dry_run} would be pushed to {args.repo}:")
-            for f in files:
-                print(f"  {f}")
-            return 0
-        with tempfile.TemporaryDirectory() as tmp:
-            prepare_folder(args.model, Path(tmp) / "model", args.repo, args.results, args.training_data)
-            print(f"pushed: {upload(Path(tmp) / 'model', args.repo, args.private, args.token)}")
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+            check_folder(str(args.dry_run), "--dry_run")
+            files = prepare_folder(Path(args.model), args.dry_run, args.repo, args.results, args.training_data)
+        else:
+            tmp = tempfile.TemporaryDirectory()
+            files = prepare_folder(Path(args.model), Path(tmp.name) / "model", args.repo, args.results,
+                                   args.training_data)
+    except (OSError, ValueError) as err:
+        raise CommandError(str(err)) from None
+    if args.dry_run:
+        print(f"dry run: {len(files)} files in {args.dry_run} would be pushed to {args.repo} ({source.description}):")
+        for f in files:
+            print(f"  {f}")
+        return 0
+    try:
+        with tmp:
+            print(f"pushed: {upload(Path(tmp.name) / 'model', args.repo, args.private, args.token)}")
+    except Exception as err:  # the network, the token, the Hub: one line
+        print(f"error: the push to {args.repo} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     return 0
 

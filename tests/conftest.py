@@ -180,7 +180,7 @@ def dry_run(config, token_list, output_dir, task="asr"):
 # the long-form formats and timings to work on).
 @pytest.fixture(scope="session")
 def talkative_model(train_model, data, tmp_path_factory):
-    from espnet_summarymixing.publish.loading import load_asr_model
+    from espnet_summarymixing.loading.models import load_asr_model
 
     exp = train_model("summarymixing_conformer")
     model, _ = load_asr_model(str(exp / "config.yaml"), str(exp / "valid.acc.best.pth"))

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -33,7 +34,6 @@ from espnet_summarymixing.deploy.graphs import (
     StreamingStepGraph,
     check_exportable,
 )
-from espnet_summarymixing.encoders.base import SUBSAMPLING_STEPS
 
 __all__ = ["export", "export_model", "ExportError", "FORMAT_VERSION"]
 
@@ -50,7 +50,7 @@ def _sha256(path: str) -> str:
 
 
 def _geometry(model, rate: int) -> Dict[str, float]:
-    stride = _stride(model.encoder.embed)
+    stride = model.encoder.input_layer.geometry.stride
     hop = model.frontend.stft.hop_length if model.frontend is not None else None
     return {
         "frame_shift_seconds": hop / rate if hop else None,
@@ -152,7 +152,8 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
           {"feats": {1: dynamic}, "position": None, "state": tuple([None] * len(state))})
     # check: 40 chunks driven through onnxruntime equal StreamingEncoder + CTC
     session = onnxruntime.InferenceSession(str(out_dir / "streaming.onnx"), providers=["CPUExecutionProvider"])
-    stride = _stride(model.encoder.embed)
+    geometry = model.encoder.input_layer.geometry
+    stride = geometry.stride
     g = torch.Generator().manual_seed(2)
     stream_feats = torch.randn(1, step.input_frames + 39 * chunk_size * stride, model.encoder._input_size,
                                generator=g)
@@ -179,8 +180,8 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
         "chunk_size": chunk_size,
         "chunk_seconds": chunk_size * stride * stft.hop_length / rate if stft else None,
         "input_frames": step.input_frames,
-        "input_frames_per_chunk": chunk_size * stride,
-        "subsampling_steps": [list(s) for s in SUBSAMPLING_STEPS.get(type(model.encoder.embed), ())],
+        "input_frames_per_chunk": geometry.input_frames_consumed(chunk_size),
+        "subsampling_steps": [list(s) for s in geometry.steps],
         "n_fft": stft.n_fft if stft else None,
         "hop_length": stft.hop_length if stft else None,
         "state": [{"name": n, "shape": list(s)} for n, s in zip(names, step.state_shapes)],
@@ -189,20 +190,13 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
     }
 
 
-def _stride(embed) -> int:
-    stride = 1
-    for _, s in SUBSAMPLING_STEPS.get(type(embed), ()):
-        stride *= s
-    return stride
-
-
 def export(model: Optional[str], out: str, quantize: Optional[str] = None, cachedir: Optional[str] = None,
            tolerance: float = 1e-3, streaming: bool = False, chunk_size: Optional[int] = None,
            asr_train_config: Optional[str] = None, asr_model_file: Optional[str] = None) -> Path:
     """Export ``model`` (zip, unpacked model, training folder or Hub id), or the model of
     ``asr_train_config`` + ``asr_model_file``, to the folder ``out``; return the manifest's path.
     Raises :class:`ExportError` for a model or option that cannot be exported."""
-    from espnet_summarymixing.publish.loading import load_asr_model, resolve_model
+    from espnet_summarymixing.loading.models import load_asr_model, resolve_model
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
@@ -231,7 +225,7 @@ def export_model(asr_model, args, out: str, source: dict, quantize: Optional[str
                  streaming: bool = False, chunk_size: Optional[int] = None) -> Path:
     """Export a loaded ESPnet ASR model (``args``: its training arguments: ``token_list``, ``encoder``,
     ``normalize``, ``frontend_conf``...) to the folder ``out``; ``source`` goes to the manifest."""
-    from espnet_summarymixing.publish.loading import sample_rate
+    from espnet_summarymixing.loading.models import sample_rate
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
@@ -240,8 +234,27 @@ def export_model(asr_model, args, out: str, source: dict, quantize: Optional[str
     asr_model.encoder.set_compiled(False)  # the ONNX graphs are traced from the eager blocks
     chunk = _chunk_size(asr_model.encoder, chunk_size) if streaming else None  # before anything is written
     rate = sample_rate(args)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise ExportError(f"{target}: exists and is not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # written in a staging folder beside the target and moved in once checked: a failed export
+    # leaves nothing behind, and a folder exported before stays whole
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        _write(asr_model, args, staging, source, quantize, tolerance, chunk, rate)
+        target.mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            path.replace(target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / "manifest.json"
+
+
+def _write(asr_model, args, out_dir: Path, source: dict, quantize: Optional[str], tolerance: float,
+           chunk: Optional[int], rate: int) -> None:
+    """Every file of the export folder, into ``out_dir``."""
+    streaming = chunk is not None
     graph = RecognizerGraph(asr_model).eval()
     onnx_path = out_dir / "model.onnx"
     example = _example(asr_model, rate, (3.0, 2.0))
@@ -296,6 +309,4 @@ def export_model(asr_model, args, out: str, source: dict, quantize: Optional[str
         "check": {"max_abs_difference": difference, "what": "log-probabilities, onnxruntime vs PyTorch, "
                   "2.37 s + 1.13 s of noise in one batch"},
     }
-    manifest_path = out_dir / "manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest_path
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

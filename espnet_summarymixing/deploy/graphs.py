@@ -23,6 +23,7 @@ import torch
 
 from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase
 from espnet_summarymixing.frames.input_layer import valid_mask
+from espnet_summarymixing.frames.normalize import global_mvn, utterance_mvn
 
 __all__ = ["FeatureGraph", "EncoderGraph", "RecognizerGraph", "StreamingStepGraph", "ExportError",
            "check_exportable"]
@@ -146,26 +147,12 @@ class FeatureGraph(torch.nn.Module):
             feats, lengths = self.features(speech, lengths)
         else:
             feats = speech
-        valid = valid_mask(lengths, feats.size(1))[:, :, None]  # (B, T, 1)
-        feats = feats.masked_fill(~valid, 0.0)
         if self.norm == "global":
-            if self.norm_means:
-                feats = (feats - self.mean).masked_fill(~valid, 0.0)
-            if self.norm_vars:
-                feats = feats / self.std
+            feats = global_mvn(feats, lengths, self.mean, self.std, self.norm_means, self.norm_vars)
         elif self.norm == "utterance":
-            counts = lengths.to(feats.dtype)[:, None, None]
-            mean = feats.sum(dim=1, keepdim=True) / counts
-            if self.norm_means:
-                feats = feats - mean
-                if self.norm_vars:
-                    std = ((feats.masked_fill(~valid, 0.0) ** 2).sum(dim=1, keepdim=True) / counts).sqrt()
-                    feats = feats / std.clamp(min=self.eps)
-            elif self.norm_vars:
-                centred = (feats - mean).masked_fill(~valid, 0.0)
-                std = ((centred ** 2).sum(dim=1, keepdim=True) / counts).sqrt()
-                feats = feats / std.clamp(min=self.eps)
-            feats = feats.masked_fill(~valid, 0.0) if self.norm_means else feats
+            feats = utterance_mvn(feats, lengths, self.norm_means, self.norm_vars, self.eps)
+        else:
+            feats = feats.masked_fill(~valid_mask(lengths, feats.size(1))[:, :, None], 0.0)  # (B, T, F)
         return feats, lengths
 
 

@@ -3,8 +3,8 @@
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_summarymixing.publish.archive import safe_extract
-from espnet_summarymixing.publish.loading import packed_paths
+from espnet_summarymixing.loading.archive import safe_extract
+from espnet_summarymixing.loading.models import TASK_KEYS, packed_paths
 from espnet_summarymixing.publish.model_card import model_card
 
 __all__ = ["prepare_folder", "upload"]
@@ -28,12 +28,13 @@ def prepare_folder(model_zip: Path, folder: Path, repo_id: str, results: Optiona
     if not meta.is_file():
         raise ValueError(f"--model {model_zip}: no meta.yaml inside; pack it with espnet_summarymixing.pack")
     configs, files = packed_paths(folder, f"--model {model_zip}")  # each inside the folder
-    config, checkpoint = configs["asr_train_config"], files["asr_model_file"]
+    task = "cls" if TASK_KEYS["cls"][0] in configs else "asr"  # a classifier or an ASR model
+    config, checkpoint = configs[TASK_KEYS[task][0]], files[TASK_KEYS[task][1]]
     results_text = Path(results).read_text(encoding="utf-8") if results else None
     if results_text is None:
         packed = sorted(folder.glob("**/RESULTS.md"))
         results_text = packed[0].read_text(encoding="utf-8") if packed else None
-    card = model_card(config, checkpoint, repo_id=repo_id, results=results_text, training_data=training_data)
+    card = model_card(config, checkpoint, repo_id=repo_id, results=results_text, training_data=training_data, task=task)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 

@@ -19,7 +19,7 @@ def _count_parameters(config_path: Path, model_path: Optional[Path]) -> dict:
     """Total and encoder parameters, read from the checkpoint (no model is built)."""
     if model_path is None or not Path(model_path).exists():
         return {}
-    from espnet_summarymixing.publish.loading import load_weights
+    from espnet_summarymixing.loading.models import load_weights
 
     state = load_weights(model_path)  # ValueError for a checkpoint that is more than weights
     total = sum(v.numel() for v in state.values())

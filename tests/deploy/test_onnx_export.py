@@ -15,7 +15,7 @@ from tiny_asr_models import make_model
 
 from espnet_summarymixing.deploy.export import ExportError, export
 from espnet_summarymixing.deploy.graphs import FeatureGraph
-from espnet_summarymixing.publish.loading import load_asr_model
+from espnet_summarymixing.loading.models import load_asr_model
 
 ENCODERS = ["summarymixing_conformer", "summarymixing_branchformer", "summarymixing_e_branchformer"]
 
@@ -134,7 +134,7 @@ def test_runtime_needs_neither_torch_nor_espnet(exported, data, tmp_path):
     model, onnx_dir = exported
     paths = [line.split()[1] for line in (data["test"] / "wav.scp").read_text().splitlines()]
     env = {**os.environ, "ESPNET_SUMMARYMIXING_AUTOLOAD": "0"}
-    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, "--model_dir", str(onnx_dir), *paths],
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, "--model", str(onnx_dir), *paths],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
@@ -154,14 +154,15 @@ def test_runtime_bad_files_stop_nothing(exported, data, tmp_path):
     soundfile.write(tmp_path / "at8k.wav", wave[::2], 8000)
     (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wave file")
     files = [tmp_path / "missing.wav", tmp_path / "at8k.wav", tmp_path / "junk.wav", good]
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir",
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model",
                            str(onnx_dir), *map(str, files)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert proc.stdout.startswith(f"{good}\t")
     err = proc.stderr
-    assert f"{tmp_path / 'missing.wav'}: no such file" in err
-    assert f"{tmp_path / 'at8k.wav'}: sampled at 8000 Hz, but the model expects 16000 Hz" in err
-    assert f"{tmp_path / 'junk.wav'}: cannot read the audio" in err
+    assert f"{tmp_path / 'missing.wav'}: error: no such file" in err
+    assert f"{tmp_path / 'at8k.wav'}: error: sampled at 8000 Hz, but the model expects 16000 Hz" in err
+    assert f"{tmp_path / 'junk.wav'}: error: cannot read the audio" in err
+    assert "3 of 4 files failed" in err
 
 
 def test_runtime_bad_model_folders(exported, tmp_path):
@@ -208,19 +209,19 @@ def test_export_refuses_espnet_encoders(tmp_path):
 def test_export_command_exit_status(tmp_path):
     def run(model):
         return subprocess.run([sys.executable, "-m", "espnet_summarymixing.export", "--model", str(model),
-                               "--out", str(tmp_path / "out"), "--cachedir", str(tmp_path / "cache")],
+                               "--output_dir", str(tmp_path / "out"), "--cachedir", str(tmp_path / "cache")],
                               capture_output=True, text=True, timeout=300)
 
     proc = run(tmp_path / "missing")
     assert proc.returncode == 2
-    assert "error: --model" in proc.stderr and "no such file" in proc.stderr
+    assert proc.stderr.startswith("error: cannot load the model: --model") and "no such file" in proc.stderr
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 this is not the rest of a zip")
     proc = run(tmp_path / "broken.zip")
     assert proc.returncode == 2 and "broken.zip" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
-STREAMING_CONF = {"chunk_conv": True, "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}
+STREAMING_CONF = {"conv_context": "chunk", "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}
 
 
 @pytest.fixture(scope="module", params=ENCODERS)
@@ -283,7 +284,7 @@ def test_streaming_runtime_partials_equal_pytorch_streaming(exported_streaming, 
     model_dir, onnx_dir = exported_streaming
     wave = _long_wave(data, 6.0)
     ours = OnnxStreamingRecognizer(str(onnx_dir))
-    reference = StreamingRecognizer(*(str(p) for p in _model_files(model_dir)), chunk_size=4)
+    reference = StreamingRecognizer(*load_asr_model(*(str(p) for p in _model_files(model_dir))), chunk_size=4)
     partials = []
     for start in range(0, len(wave), 1234):
         block = wave[start:start + 1234]
@@ -310,22 +311,23 @@ def test_streaming_export_refuses_chunk_sizes_it_was_not_trained_for(exported_st
 def test_streaming_command_and_offline_only_folders(exported_streaming, exported, data):
     model_dir, onnx_dir = exported_streaming
     good = (data["test"] / "wav.scp").read_text().split()[1]
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir", str(onnx_dir),
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model", str(onnx_dir),
                            "--streaming", "--show_partial", good], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
 
-    reference = StreamingRecognizer(*(str(p) for p in _model_files(model_dir)), chunk_size=4)
+    reference = StreamingRecognizer(*load_asr_model(*(str(p) for p in _model_files(model_dir))), chunk_size=4)
     assert proc.stdout == f"{good}\t{reference.stream(torch.tensor(soundfile.read(good, dtype='float32')[0]), 1600)}\n"
     proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir",
                            str(exported[1]), "--streaming", good], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no streaming graph (export with --streaming)" in proc.stderr
+    assert proc.stderr.startswith("warning: --model_dir is an old name of --model; use --model\n")  # still works
 
 
 def test_packed_model_carries_its_onnx_files_and_card(exported, tmp_path):
     import zipfile
 
-    from espnet_summarymixing.publish.loading import resolve_model
+    from espnet_summarymixing.loading.models import resolve_model
     from espnet_summarymixing.publish.pack import pack_model
 
     model, onnx_dir = exported
@@ -359,14 +361,15 @@ def test_wav_scp_in_kaldi_text_out(exported, data, tmp_path):
     _, onnx_dir = exported
     scp = data["test"] / "wav.scp"
     out = tmp_path / "hyp.txt"
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir", str(onnx_dir),
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model", str(onnx_dir),
                            "--wav_scp", str(scp), "--output", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ids = [line.split()[0] for line in scp.read_text().splitlines()]
     assert [line.split(" ", 1)[0] for line in out.read_text().splitlines()] == ids
     assert "real-time factor" in proc.stderr.splitlines()[-1]
     (tmp_path / "piped.scp").write_text("utt1 sox a.wav -t wav - |\n")
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir", str(onnx_dir),
+    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model", str(onnx_dir),
                            "--wav_scp", str(tmp_path / "piped.scp"), "--output", str(out)],
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "piped.scp:1: expected '<utt-id> <audio file>' (no pipes)" in proc.stderr
+    assert proc.returncode == 1 and "piped.scp:1: error: a command (ending in '|'), not an audio file" in proc.stderr
+    assert out.read_text() == ""  # the set had nothing else

@@ -423,7 +423,7 @@ def test_each_summarymixing_config_trains_side_by_side_with_its_baseline(ours, b
     # ESPnet's streaming Conformer pairs with the streaming (chunk-trained) SummaryMixing Conformer
     assert a["encoder"] == STREAMING_TWIN.get(b["encoder"], "summarymixing_" + b["encoder"])
     if b["encoder"] in STREAMING_TWIN:
-        assert a["encoder_conf"]["chunk_conv"] and a["encoder_conf"]["dynamic_chunk_training"]
+        assert a["encoder_conf"]["conv_context"] == "chunk" and a["encoder_conf"]["dynamic_chunk_training"]
         latency = b["encoder_conf"]["hop_size"] + b["encoder_conf"]["look_ahead"]
         assert f"--chunk_size {latency}" in ours.read_text()  # the matched-latency decoding is named
         assert a["encoder_conf"]["chunk_size_range"][1] >= latency

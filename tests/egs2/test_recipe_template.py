@@ -399,7 +399,7 @@ def test_packing_stage_of_both_templates_packs_the_trained_model_or_stops(tmp_pa
     args = (tmp_path / "pack_args").read_text().split("\n")
     assert args[args.index(f"--{model_kind}_train_config") + 1] == "exp/m/config.yaml"
     assert args[args.index(f"--{model_kind}_model_file") + 1] == f"exp/m/{model}"
-    assert args[args.index("--outpath") + 1] == "exp/m/model.zip"
+    assert args[args.index("--output") + 1] == "exp/m/model.zip"
     times = exp / "stage_times.tsv"
     if pack_status == 0:
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -16,7 +16,8 @@ import yaml
 
 from conftest import run
 from espnet_summarymixing.publish.pack import pack_model
-from espnet_summarymixing.publish.loading import load_audio, resolve_model
+from espnet_summarymixing.loading.audio import load_audio
+from espnet_summarymixing.loading.models import resolve_model
 from espnet_summarymixing.publish.hub import prepare_folder
 
 RESULTS = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|\n|test|3|5|0.0|0.0|100.0|0.0|100.0|100.0|\n"
@@ -157,8 +158,8 @@ def test_resolve_model_accepts_an_exp_dir_and_names_bad_input(model_dir, tmp_pat
 def test_dry_run_upload_folder_is_complete_and_loadable(packed, data, tmp_path):
     out = tmp_path / "hub"
     proc = run([sys.executable, "-m", "espnet_summarymixing.upload", "--model", packed, "--repo", "me/sm-an4",
-                "--dry_run", out], cwd=tmp_path)
-    assert "would be pushed to me/sm-an4" in proc.stdout
+                "--dry_run", out, "--cachedir", tmp_path / "cache"], cwd=tmp_path)
+    assert "would be pushed to me/sm-an4 (an ASR model)" in proc.stdout
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"meta.yaml", "README.md", "exp/asr_train/config.yaml", "exp/asr_train/model.pth"} <= files
     card = (out / "README.md").read_text()

@@ -269,7 +269,7 @@ export_to_onnx() {
     log "exporting to ONNX: ${asr_exp}/onnx ${onnx_opts}"
     # shellcheck disable=SC2086
     "${python}" -m espnet_summarymixing.export --asr_train_config "${asr_exp}/config.yaml" \
-        --asr_model_file "${asr_exp}/${inference_asr_model}" --out "${asr_exp}/onnx" ${onnx_opts} \
+        --asr_model_file "${asr_exp}/${inference_asr_model}" --output_dir "${asr_exp}/onnx" ${onnx_opts} \
         || stage_die "ONNX export failed (see above); the model is not packed"
 }
 pack_opts=()

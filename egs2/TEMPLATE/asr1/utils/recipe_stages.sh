@@ -307,7 +307,7 @@ stage_pack() {
     "${python}" -m espnet_summarymixing.pack --${kind}_train_config "${task_exp}/config.yaml" \
         --${kind}_model_file "${task_exp}/${task_model}" "${opts[@]}" ${pack_opts[@]+"${pack_opts[@]}"} \
         --training_data "$(basename "$(dirname "$(pwd)")") ${train_set_sp}" \
-        --outpath "${task_exp}/${packed_model}.zip" || stage_die "packing failed (see above)"
+        --output "${task_exp}/${packed_model}.zip" || stage_die "packing failed (see above)"
     stage_done
 }
 

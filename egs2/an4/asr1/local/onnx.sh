@@ -29,7 +29,7 @@ onnx=${asr_exp}/onnx
 if [ ! -f "${onnx}/model.int8.onnx" ]; then
     log "exporting ${asr_exp}/${asr_model} to ${onnx}"
     "${python}" -m espnet_summarymixing.export --asr_train_config "${asr_exp}/config.yaml" \
-        --asr_model_file "${asr_exp}/${asr_model}" --out "${onnx}" --quantize int8
+        --asr_model_file "${asr_exp}/${asr_model}" --output_dir "${onnx}" --quantize int8
 fi
 
 table=${asr_exp}/onnx.md
@@ -49,7 +49,7 @@ for run in pytorch onnx_float32 onnx_int8; do
             size=$(stat -L -c %s "${asr_exp}/${asr_model}") ;;
         onnx_float32|onnx_int8)
             opts=(); [ "${run}" = onnx_int8 ] && opts=(--int8)
-            "${python}" -m espnet_summarymixing.onnx_transcribe --model_dir "${onnx}" --wav_scp "${data}/wav.scp" \
+            "${python}" -m espnet_summarymixing.onnx_transcribe --model "${onnx}" --wav_scp "${data}/wav.scp" \
                 --output "${out}/text" --threads "${threads}" "${opts[@]}" 2> "${out}/decode.log" \
                 || { log "Error: decoding failed, see ${out}/decode.log"; exit 1; }
             file=model.onnx; [ "${run}" = onnx_int8 ] && file=model.int8.onnx

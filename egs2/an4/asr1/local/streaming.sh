@@ -3,7 +3,7 @@
 #   1. trains conf/tuning/..._chunk1-16.yaml through ./run.sh (stages 11-14; stages 1-10 must have run)
 #      and decodes it offline with the joint CTC/attention beam search of stage 12;
 #   2. decodes ${test_set} with greedy CTC: whole utterances (full context), then streamed as if live,
-#      ${block_ms} ms of audio at a time, at each of ${chunk_sizes} encoder frames (40 ms) per chunk;
+#      ${block_seconds} s of audio at a time, at each of ${chunk_sizes} encoder frames (40 ms) per chunk;
 #   3. scores every decoding (WER, CER) into ${asr_exp}/decode_*/, so RESULTS.md lists them side by
 #      side, with the algorithmic latency and the measured compute per chunk of each.
 set -euo pipefail
@@ -16,11 +16,11 @@ SECONDS=0
 asr_config=conf/tuning/train_asr_summarymixing_conformer_e6_size144_mlp576_k15_chunk1-16.yaml
 test_set=test
 chunk_sizes="4 16"      # encoder frames per chunk (x 40 ms)
-block_ms=40             # audio arriving per step
+block_seconds=0.04      # audio arriving per step (seconds)
 skip_train=false
 python=python3
 
-help_message="Usage: $0 [--asr_config ${asr_config}] [--test_set ${test_set}] [--chunk_sizes \"${chunk_sizes}\"] [--block_ms ${block_ms}] [--skip_train false]"
+help_message="Usage: $0 [--asr_config ${asr_config}] [--test_set ${test_set}] [--chunk_sizes \"${chunk_sizes}\"] [--block_seconds ${block_seconds}] [--skip_train false]"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; }
 . ./path.sh
@@ -47,7 +47,7 @@ for chunk in full ${chunk_sizes}; do
     mkdir -p "${out}"
     log "${name}: ${data}/wav.scp"
     "${python}" -m espnet_summarymixing.stream_decode --model "${asr_exp}" --wav_scp "${data}/wav.scp" \
-        --output "${out}/text" --block_ms "${block_ms}" "${opts[@]}" 2> "${out}/stream_decode.log" \
+        --output "${out}/text" --block_seconds "${block_seconds}" "${opts[@]}" 2> "${out}/stream_decode.log" \
         || { log "Error: decoding failed, see ${out}/stream_decode.log"; exit 1; }
     tail -n 2 "${out}/stream_decode.log"
     for m in wer cer; do
@@ -64,6 +64,6 @@ for chunk in full ${chunk_sizes}; do
     fi
 done
 "${python}" pyscripts/collect_results.py --exp_dir "${asr_exp}" --out "${asr_exp}/RESULTS.md"
-{ echo; echo "### Streaming (${test_set}, ${block_ms} ms audio blocks)"; cat "${table}"; } >> "${asr_exp}/RESULTS.md"
+{ echo; echo "### Streaming (${test_set}, ${block_seconds} s audio blocks)"; cat "${table}"; } >> "${asr_exp}/RESULTS.md"
 cat "${asr_exp}/RESULTS.md"
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -13,8 +13,9 @@ import torch
 import yaml
 
 from conftest import ROOT
-from espnet_summarymixing.publish.archive import UnsafeArchiveError, safe_extract
-from espnet_summarymixing.publish.loading import load_audio, load_weights, resolve_model
+from espnet_summarymixing.loading.archive import UnsafeArchiveError, safe_extract
+from espnet_summarymixing.loading.audio import load_audio
+from espnet_summarymixing.loading.models import load_weights, resolve_model
 
 FIXTURE = ROOT / "tests" / "fixtures" / "pre_layout_model" / "model.zip"
 
@@ -49,28 +50,30 @@ def test_a_checkpoint_that_would_run_code_is_refused(malicious_model):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("command", ["transcribe", "stream_decode"])
-def test_commands_refuse_it_and_say_so(malicious_model, tmp_path, command):
+@pytest.mark.parametrize("command, extra", [("transcribe", ["a.wav"]), ("stream_decode", ["--full_context", "a.wav"]),
+                                            ("export", ["--output_dir", "onnx"])])
+def test_commands_refuse_it_and_say_so(malicious_model, tmp_path, command, extra):
     folder, marker = malicious_model
     wav = tmp_path / "a.wav"
     import soundfile
 
     soundfile.write(wav, torch.zeros(8000).numpy(), 16000)
-    args = [sys.executable, "-m", f"espnet_summarymixing.{command}", "--model", str(folder), str(wav)]
+    args = [sys.executable, "-m", f"espnet_summarymixing.{command}", "--model", str(folder),
+            *(str(tmp_path / e) if e.endswith(("wav", "onnx")) else e for e in extra)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: cannot load the model:" in proc.stderr and "refused" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not marker.exists()
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "onnx").exists()
 
 
 def test_pack_refuses_it_without_a_traceback(malicious_model, tmp_path):
     folder, marker = malicious_model
     proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.pack", "--asr_train_config",
                            str(folder / "exp" / "asr_train" / "config.yaml"), "--asr_model_file",
-                           str(folder / "exp" / "asr_train" / "model.pth"), "--outpath", str(tmp_path / "o.zip")],
+                           str(folder / "exp" / "asr_train" / "model.pth"), "--output", str(tmp_path / "o.zip")],
                           capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 1 and "refused" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "refused" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists() and not (tmp_path / "o.zip").exists()
 
 

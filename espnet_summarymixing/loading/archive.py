@@ -3,7 +3,7 @@
 Every member is checked before anything is written: an absolute path, a ``..`` component, a path
 through a symbolic link (one already in the folder or one the archive makes), or a link whose
 target leaves the folder is refused, and the whole archive with it. Used for model archives
-(:mod:`.loading`) and by the recipes' ``pyscripts/download.py`` for corpora. Standard library only.
+(:mod:`.models`) and by the recipes' ``pyscripts/download.py`` for corpora. Standard library only.
 """
 
 import tarfile

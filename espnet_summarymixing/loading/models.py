@@ -1,4 +1,4 @@
-"""Loading a trained model safely, from any of the ways it is given, and audio at its rate.
+"""A trained model's files, found safely from any of the ways it is given, and its weights.
 
 A model is given as a zip/tar archive, an unpacked archive or Hub snapshot (a folder with
 ``meta.yaml``), a training folder (``config.yaml`` and a checkpoint) or a Hugging Face Hub id.
@@ -6,7 +6,8 @@ Archives are unpacked here (:func:`~.archive.safe_extract`: no member may land o
 folder), the paths that ``meta.yaml`` names must stay inside the model folder, and weights are
 read with ``torch.load(weights_only=True)``: a checkpoint that holds anything but tensors (a pickle
 that would run code) is refused, never executed. ESPnet's own ``Speech2Text.from_pretrained`` and
-``build_model_from_file`` do neither.
+``build_model_from_file`` do neither. Finding the files imports no torch (:mod:`.kinds` tells a
+model's kind from them before anything is built).
 """
 
 import hashlib
@@ -14,15 +15,20 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import yaml
 
-from espnet_summarymixing.publish.archive import UnsafeArchiveError, check_member, safe_extract
+from espnet_summarymixing.loading.archive import UnsafeArchiveError, check_member, safe_extract
 
-__all__ = ["resolve_model", "packed_paths", "load_asr_model", "load_state", "load_weights", "sample_rate", "load_audio", "read_audio", "default_cachedir"]
+__all__ = ["resolve_model", "locate_model", "Located", "packed_paths", "task_of", "TASK_KEYS", "load_asr_model",
+           "load_state", "load_weights", "sample_rate", "default_cachedir", "file_sha256"]
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
+
+# ESPnet's names of a task's training config and model file (espnet2.bin.pack, the inference classes)
+TASK_KEYS = {"asr": ("asr_train_config", "asr_model_file"),
+             "cls": ("classification_train_config", "classification_model_file")}
 
 
 def default_cachedir() -> Path:
@@ -30,42 +36,91 @@ def default_cachedir() -> Path:
     return Path(os.environ.get("ESPNET_SUMMARYMIXING_CACHE", Path.home() / ".cache" / "espnet_summarymixing"))
 
 
-def resolve_model(model: str, cachedir: Optional[str] = None) -> Dict[str, str]:
-    """Return ESPnet's ``asr_train_config`` and ``asr_model_file`` for a model given as a zip/tar
-    archive, an unpacked model, a training directory or a Hub id (``user/name``).
+class Located(NamedTuple):
+    """Where a model's files are: ``root`` (the model folder: unpacked archive, hub snapshot or
+    training folder), ``form`` (``archive``, ``packed folder``, ``hub`` or ``training folder``) and
+    ``files``: ESPnet's ``<task>_train_config`` and ``<task>_model_file`` (configs as copies whose
+    paths to the model folder's files are absolute)."""
+
+    root: Path
+    form: str
+    files: Dict[str, str]
+
+
+def task_of(config: dict) -> str:
+    """The ESPnet task a training config belongs to, from its keys alone: ``asr`` or ``cls``.
+
+    ESPnet saves every option of the task's parser: an ASR config always has ``ctc_conf``, a
+    classifier's (``espnet2.tasks.cls``) never; a classifier has ``decoder: linear`` and sets
+    ``model_conf.classification_type``.
+
+    >>> task_of({"ctc_conf": {}, "decoder": "transformer"}), task_of({"decoder": "linear"})
+    ('asr', 'cls')
+    """
+    if "ctc_conf" in config or "joint_net_conf" in config:
+        return "asr"
+    if "classification_type" in (config.get("model_conf") or {}) or config.get("decoder") == "linear":
+        return "cls"
+    return "asr"
+
+
+def locate_model(model: str, cachedir: Optional[str] = None) -> Located:
+    """Find (unpacking an archive, downloading a Hub id) the files of a model given as a zip/tar
+    archive, an unpacked model, a training folder or a Hub id (``user/name``). Imports no torch.
 
     Raises FileNotFoundError for a path that is not there and ValueError for a model that cannot be
     used (a corrupt or unsafe archive, a ``meta.yaml`` naming files outside the model folder).
     """
     path = Path(model)
     cache = Path(cachedir) if cachedir else default_cachedir()
+    what = f"--model {model}"
     if path.is_file():
-        return _packed_files(_unpack(path, cache), cache, f"--model {model}")
+        root = _unpack(path, cache)
+        return Located(root, "archive", _packed_files(root, cache, what))
     if path.is_dir():
         if (path / "meta.yaml").is_file():  # an unpacked archive or a hub snapshot
-            return _packed_files(path, cache, f"--model {model}")
+            return Located(path, "packed folder", _packed_files(path, cache, what))
         if (path / "config.yaml").is_file():  # a training directory
+            try:
+                config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+            except yaml.YAMLError as err:
+                raise ValueError(f"{what}: config.yaml is not valid YAML ({err})") from None
+            if not isinstance(config, dict):
+                raise ValueError(f"{what}: config.yaml is not an ESPnet training config")
+            config_key, model_key = TASK_KEYS[task_of(config)]
             for name in _MODEL_FILES:
                 if (path / name).exists():
-                    return {"asr_train_config": str(path / "config.yaml"), "asr_model_file": str(path / name)}
-            raise FileNotFoundError(f"--model {model}: config.yaml but none of {list(_MODEL_FILES)}")
-        raise FileNotFoundError(f"--model {model}: a directory with neither meta.yaml nor config.yaml")
+                    return Located(path, "training folder",
+                                   {config_key: str(path / "config.yaml"), model_key: str(path / name)})
+            raise FileNotFoundError(f"{what}: config.yaml but none of {list(_MODEL_FILES)}")
+        raise FileNotFoundError(f"{what}: a directory with neither meta.yaml nor config.yaml")
     if "/" in model and not model.startswith((".", "/")) and not path.suffix:
         from huggingface_hub import snapshot_download
 
-        folder = snapshot_download(model, cache_dir=str(cache / "hub"))  # needs the network
-        return _packed_files(Path(folder), cache, f"--model {model}")
-    raise FileNotFoundError(f"--model {model}: no such file or directory, and not a hub id like user/name")
+        folder = Path(snapshot_download(model, cache_dir=str(cache / "hub")))  # needs the network
+        return Located(folder, "hub", _packed_files(folder, cache, what))
+    raise FileNotFoundError(f"{what}: no such file or directory, and not a hub id like user/name")
+
+
+def resolve_model(model: str, cachedir: Optional[str] = None) -> Dict[str, str]:
+    """ESPnet's ``<task>_train_config`` and ``<task>_model_file`` (e.g. ``asr_train_config``,
+    ``asr_model_file``) of a model given as :func:`locate_model` takes it."""
+    return locate_model(model, cachedir).files
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's content, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _unpack(archive: Path, cache: Path) -> Path:
     """Unpack once per archive content into ``cache``; a half-finished unpacking is never used."""
-    digest = hashlib.sha256()
-    with archive.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     name = archive.name.split(".")[0] or "model"
-    dest = cache / f"{name}-{digest.hexdigest()[:16]}"
+    dest = cache / f"{name}-{file_sha256(str(archive))[:16]}"
     if dest.is_dir():
         return dest
     cache.mkdir(parents=True, exist_ok=True)
@@ -193,72 +248,3 @@ def sample_rate(train_args) -> int:
 
         fs = humanfriendly.parse_size(fs)
     return int(fs)
-
-
-def load_audio(path: str, rate: int):
-    """Read any file libsndfile reads (wav, flac, sph, ogg, ...) as mono float32 at ``rate``.
-
-    Raises FileNotFoundError for a missing file and ValueError for one that is not readable audio."""
-    return read_audio(path, rate)[0]
-
-
-def read_audio(path: str, rate: int):
-    """:func:`load_audio`, also returning the file's own sample rate and notes on what was wrong
-    with it but could be read: ``(wave, file_rate, notes)``. A damaged or truncated file gives the
-    audio before the damage and a note saying where it stops."""
-    import soundfile
-    import torch
-    import torchaudio
-
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if Path(path).is_dir():
-        raise ValueError(f"{path}: a directory, not an audio file")
-    notes = []
-    blocks = []
-    try:
-        with soundfile.SoundFile(path) as f:
-            file_rate, promised = f.samplerate, f.frames
-            try:
-                for block in f.blocks(blocksize=16384, dtype="float32", always_2d=True):
-                    blocks.append(block)
-            except (soundfile.LibsndfileError, RuntimeError) as err:
-                if not blocks:
-                    raise
-                read = sum(len(b) for b in blocks)
-                notes.append(f"damaged or truncated: decoding stopped after {read / file_rate:.2f} s of the "
-                             f"{promised / file_rate:.2f} s its header announces ({err}); transcribed what was read")
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise ValueError(f"{path}: not an audio file libsndfile can read ({err})") from None
-    missing = _wav_shortfall(path)
-    if missing:
-        notes.append(f"truncated: {missing} bytes of the audio its header announces are missing; "
-                     "transcribed what is there")
-    if not blocks or sum(len(b) for b in blocks) == 0:
-        raise ValueError(f"{path}: the file holds no audio samples")
-    import numpy as np
-
-    wave = torch.from_numpy(np.concatenate(blocks)).mean(dim=1)  # down-mix
-    if file_rate != rate:
-        wave = torchaudio.functional.resample(wave, file_rate, rate)
-    return wave, file_rate, notes
-
-
-def _wav_shortfall(path: str) -> int:
-    """Bytes a RIFF/WAVE file's data chunk announces beyond the end of the file (0 if none, or not
-    a WAVE file): libsndfile silently reads such a truncated file's remaining samples."""
-    import struct
-
-    size = Path(path).stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return 0
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return 0
-            name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if name == b"data":
-                return max(0, f.tell() + length - size) if length != 0xFFFFFFFF else 0
-            f.seek(length + (length & 1), 1)

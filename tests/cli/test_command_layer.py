@@ -1,0 +1,122 @@
+"""The command layer on its own: one list rule, outputs checked before any work, old flag names that
+still work and warn, one "too short" rule, and no torch at import."""
+
+import subprocess
+import sys
+
+import pytest
+
+from espnet_summarymixing.cli.inputs import Entry, gather, read_list
+from espnet_summarymixing.cli.loop import too_short
+from espnet_summarymixing.cli.outputs import check_file, check_folder, unique_targets, write_text
+
+
+def test_a_path_with_spaces_is_one_path_and_a_key_takes_the_rest_of_the_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aud").mkdir()
+    (tmp_path / "aud" / "two words.wav").write_bytes(b"")
+    (tmp_path / "words.wav").write_bytes(b"")  # what the old reader silently took for 'aud/two words.wav'
+    listed = tmp_path / "clips.txt"
+    listed.write_text("aud/two words.wav\n\n  utt1   aud/two words.wav  \nutt2 missing file.wav\nalone.wav\n"
+                      "piped sox a.wav -t wav - |\n")
+    entries, bad = read_list(str(listed))
+    assert entries == [Entry("aud/two words.wav", "aud/two words.wav", f"{listed}:1"),
+                       Entry("utt1", "aud/two words.wav", f"{listed}:3"),
+                       Entry("utt2", "missing file.wav", f"{listed}:4"),
+                       Entry("alone.wav", "alone.wav", f"{listed}:5")]
+    assert bad == [f"{listed}:6: a command (ending in '|'), not an audio file: 'piped sox a.wav -t wav - |'"]
+    both, _ = gather(["first.wav"], str(listed))
+    assert both[0] == Entry("first.wav", "first.wav") and both[1:] == entries
+    with pytest.raises(FileNotFoundError, match="--list .*nope.txt: no such file"):
+        read_list(str(tmp_path / "nope.txt"))
+
+
+def test_classify_reads_the_list_by_that_rule(tmp_path, monkeypatch, capsys):
+    """The bug the rule fixes: 'aud/two words.wav' was classified as './words.wav'."""
+    from espnet_summarymixing import classify
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aud").mkdir()
+    (tmp_path / "aud" / "two words.wav").write_bytes(b"")
+    (tmp_path / "clips.txt").write_text("aud/two words.wav\n")
+    seen = []
+    monkeypatch.setattr(classify, "_classify", lambda args, entries, bad: seen.extend(entries) or 0)
+    assert classify.main(["--model", "m.zip", "--list", "clips.txt"]) == 0
+    assert [e.path for e in seen] == ["aud/two words.wav"]
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="a folder; give a file name"):
+        check_file(str(tmp_path), "--output")
+    with pytest.raises(ValueError, match="is a file, so no folder can be made under it"):
+        check_file(str(tmp_path / "file" / "sub" / "hyp.txt"), "--output")
+    with pytest.raises(ValueError, match="--output_dir .*file: a file, not a folder"):
+        check_folder(str(tmp_path / "file"), "--output_dir")
+    assert check_folder(str(tmp_path / "new" / "deeper"), "--output_dir") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checked, not made
+    with pytest.raises(ValueError, match="a/x.wav and b/x.wav would both be written to x.wav.srt"):
+        unique_targets([("a/x.wav", "x.wav.srt"), ("c/y.wav", "y.wav.srt"), ("b/x.wav", "x.wav.srt")], "--output_dir o")
+    write_text(tmp_path / "out" / "hyp.txt", "u1 A\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hyp.txt"]  # no .partial left
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output_format", "srt", "--output_dir", "{tmp}/subs", "{tmp}/a/x.wav", "{tmp}/b/x.wav"],
+     "error: --output_dir {tmp}/subs: {tmp}/a/x.wav and {tmp}/b/x.wav would both be written to x.wav.srt; nothing was run"),
+    (["--output", "{tmp}", "{tmp}/a/x.wav"], "error: --output {tmp}: a folder; give a file name"),
+    (["--output", "{tmp}/hyp", "--list", "{tmp}/dup.scp"],
+     "error: --output {tmp}/hyp: the keys: {tmp}/dup.scp:1: {tmp}/a/x.wav and {tmp}/dup.scp:2: {tmp}/b/x.wav "
+     "would both be written to u1; nothing was run"),
+])
+def test_transcribe_refuses_outputs_before_loading_the_model(argv, message, tmp_path, capsys):
+    """The model does not even exist: the outputs are refused first, in one line."""
+    from espnet_summarymixing.transcribe import main
+
+    (tmp_path / "dup.scp").write_text(f"u1 {tmp_path}/a/x.wav\nu1 {tmp_path}/b/x.wav\n")
+    status = main(["--model", str(tmp_path / "missing.zip"), *(a.format(tmp=tmp_path) for a in argv)])
+    assert status == 2 and capsys.readouterr().err.splitlines() == [message.format(tmp=tmp_path)]
+
+
+@pytest.mark.parametrize("command, old, new, value, expected", [
+    ("onnx_transcribe", "--model_dir", "model", "folder", "folder"),
+    ("export", "--out", "output_dir", "onnx", "onnx"),
+    ("pack", "--outpath", "output", "m.zip", "m.zip"),
+    ("stream_decode", "--block_ms", "block_seconds", "250", 0.25),
+])
+def test_old_flag_names_still_work_and_warn(command, old, new, value, expected, capsys):
+    import importlib
+
+    p = importlib.import_module(f"espnet_summarymixing.{command}").parser()
+    args = p.parse_args([old, value])
+    assert getattr(args, new) == expected
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {old}") and f"use --{new}" in err
+
+
+def test_one_too_short_rule():
+    from espnet_summarymixing.frames.framing import TooShortError
+
+    class TooShortUttError(Exception):  # ESPnet's, by name
+        pass
+
+    assert too_short(TooShortError("the audio is too short: 100 samples"))
+    assert too_short(TooShortUttError("has 3 frames and is too short for subsampling"))
+    assert not too_short(ValueError("a.wav: not an audio file libsndfile can read"))
+
+
+def test_the_command_layer_and_the_onnx_command_import_no_torch():
+    code = ("import sys\nimport espnet_summarymixing.cli.models, espnet_summarymixing.cli.quiet, "
+            "espnet_summarymixing.onnx_transcribe, espnet_summarymixing.loading.kinds\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'espnet', 'espnet2', 'nltk')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_nltk_downloads_are_quiet_in_a_command_but_nltk_still_answers():
+    """The patch is what silences ESPnet's imports: nltk.download of a missing corpus prints nothing."""
+    code = ("from espnet_summarymixing.cli.quiet import quiet_nltk_downloads\nquiet_nltk_downloads()\n"
+            "import nltk\nprint(nltk.download('no_such_corpus_xyz'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False" and "nltk_data" not in proc.stderr
