@@ -14,24 +14,31 @@ import warnings
 _PREFIX = "espnet2.tasks."
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    def __init__(self, loader):
-        self._loader = loader
+class AfterImport(importlib.abc.Loader):
+    """A module's own loader, then ``then(module)`` once the module has run (the hook of this file,
+    and :mod:`espnet_summarymixing.cli.quiet`'s quiet nltk)."""
+
+    def __init__(self, loader, then):
+        self._loader, self._then = loader, then
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        try:
-            from espnet_summarymixing.registration import register_module
-
-            register_module(module)
-        except Exception as err:  # never break ESPnet because of us
-            warnings.warn(f"espnet_summarymixing: could not register encoders in {module.__name__}: {err!r}")
+        self._then(module)
 
     def __getattr__(self, name):  # get_source, get_code, ... for tools that ask
         return getattr(self._loader, name)
+
+
+def _register(module) -> None:
+    try:
+        from espnet_summarymixing.registration import register_module
+
+        register_module(module)
+    except Exception as err:  # never break ESPnet because of us
+        warnings.warn(f"espnet_summarymixing: could not register encoders in {module.__name__}: {err!r}")
 
 
 class _TaskFinder(importlib.abc.MetaPathFinder):
@@ -44,7 +51,7 @@ class _TaskFinder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _RegisteringLoader(spec.loader)
+                    spec.loader = AfterImport(spec.loader, _register)
                 return spec
         return None
 

@@ -24,10 +24,10 @@ import logging
 import sys
 from typing import List, Optional, Tuple
 
-from espnet_summarymixing.cli.inputs import Entry, gather
+from espnet_summarymixing.cli.inputs import Entry
 from espnet_summarymixing.cli.loop import each_file, finish, report, report_lines, run
 from espnet_summarymixing.cli.models import model_for
-from espnet_summarymixing.cli.options import add_inputs, add_model, require
+from espnet_summarymixing.cli.options import add_inputs, add_model, inputs_of, require
 from espnet_summarymixing.cli.quiet import quiet_startup
 from espnet_summarymixing.loading.audio import read_audio
 from espnet_summarymixing.loading.models import sample_rate
@@ -101,12 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     require(p, args, "model")
     if args.top_k < 1:
         p.error(f"--top_k {args.top_k}: must be at least 1")
-    try:
-        entries, bad = gather(args.files, args.list)
-    except FileNotFoundError as err:
-        p.error(str(err))
-    if not entries and not bad:
-        p.error("no audio file given (as arguments or with --list)")
+    entries, bad = inputs_of(p, args)
     return run(lambda: _classify(args, entries, bad))
 
 

@@ -22,11 +22,11 @@ import sys
 import time
 from typing import List, Optional
 
-from espnet_summarymixing.cli.inputs import Entry, gather
+from espnet_summarymixing.cli.inputs import Entry
 from espnet_summarymixing.cli.loop import CommandError, each_file, finish, report_lines, run
 from espnet_summarymixing.cli.models import model_for
-from espnet_summarymixing.cli.options import add_duration, add_inputs, add_model, add_output, require
-from espnet_summarymixing.cli.outputs import check_file, unique_targets, write_text
+from espnet_summarymixing.cli.options import add_duration, add_inputs, add_model, add_output, inputs_of, require
+from espnet_summarymixing.cli.outputs import keyed_output, write_text
 
 __all__ = ["main"]
 
@@ -59,12 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--int8 is for the offline graph; the streaming graph is float32")
     if args.block_seconds <= 0:
         p.error(f"--block_seconds {args.block_seconds:g}: must be positive")
-    try:
-        entries, bad = gather(args.files, args.list)
-    except FileNotFoundError as err:
-        p.error(str(err))
-    if not entries and not bad:
-        p.error("no audio file given (as arguments or with --list)")
+    entries, bad = inputs_of(p, args)
     return run(lambda: _transcribe(args, entries, bad))
 
 
@@ -73,9 +68,7 @@ def _transcribe(args, entries: List[Entry], bad: List[str]) -> int:
     from espnet_summarymixing.frames.framing import feed
 
     try:
-        output = check_file(args.output, "--output") if args.output else None
-        if output is not None:
-            unique_targets(((e.label(), e.key) for e in entries), f"--output {args.output}: the keys")
+        output = keyed_output(args.output, entries)
     except ValueError as err:
         raise CommandError(str(err)) from None
     source = model_for(args.model, ("onnx",), args.cachedir, build=False, advice=ADVICE).source

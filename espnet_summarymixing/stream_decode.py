@@ -23,11 +23,11 @@ import sys
 import time
 from typing import List, Optional
 
-from espnet_summarymixing.cli.inputs import Entry, gather
+from espnet_summarymixing.cli.inputs import Entry
 from espnet_summarymixing.cli.loop import CommandError, each_file, finish, report_lines, run
 from espnet_summarymixing.cli.models import model_for
-from espnet_summarymixing.cli.options import add_duration, add_inputs, add_model, add_output, require
-from espnet_summarymixing.cli.outputs import check_file, unique_targets, write_text
+from espnet_summarymixing.cli.options import add_duration, add_inputs, add_model, add_output, inputs_of, require
+from espnet_summarymixing.cli.outputs import keyed_output, write_text
 from espnet_summarymixing.cli.quiet import quiet_startup
 
 __all__ = ["main"]
@@ -67,12 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error(f"--block_seconds {args.block_seconds:g}: must be in (0, 60] seconds of audio per step")
     if args.chunk_size is not None and args.chunk_size < 1:
         p.error(f"--chunk_size {args.chunk_size}: must be at least 1 encoder frame")
-    try:
-        entries, bad = gather(args.files, args.list)
-    except FileNotFoundError as err:
-        p.error(str(err))
-    if not entries and not bad:
-        p.error("no audio file given (as arguments or with --list)")
+    entries, bad = inputs_of(p, args)
     return run(lambda: _decode(args, entries, bad))
 
 
@@ -81,9 +76,7 @@ def _decode(args, entries: List[Entry], bad: List[str]) -> int:
     from espnet_summarymixing.loading.models import sample_rate
 
     try:
-        output = check_file(args.output, "--output") if args.output else None
-        if output is not None:
-            unique_targets(((e.label(), e.key) for e in entries), f"--output {args.output}: the keys")
+        output = keyed_output(args.output, entries)
     except ValueError as err:
         raise CommandError(str(err)) from None
     live = len(entries) == 1 and not bad and not args.list and output is None and not args.full_context

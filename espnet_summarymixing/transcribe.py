@@ -31,11 +31,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_summarymixing.cli.inputs import Entry, gather
+from espnet_summarymixing.cli.inputs import Entry
 from espnet_summarymixing.cli.loop import CommandError, each_file, finish, report, report_lines, run
 from espnet_summarymixing.cli.models import model_for
-from espnet_summarymixing.cli.options import add_inputs, add_model, add_output, add_output_dir, require
-from espnet_summarymixing.cli.outputs import check_file, check_folder, unique_targets, write_text
+from espnet_summarymixing.cli.options import add_inputs, add_model, add_output, add_output_dir, inputs_of, require
+from espnet_summarymixing.cli.outputs import check_file, check_folder, keyed_output, unique_targets, write_text
 from espnet_summarymixing.cli.quiet import quiet_startup
 from espnet_summarymixing.loading.audio import read_audio
 from espnet_summarymixing.loading.models import load_state, sample_rate
@@ -223,20 +223,16 @@ def _transcribe(p: argparse.ArgumentParser, args) -> int:
     from espnet_summarymixing.longform.recognizer import Transcript
     from espnet_summarymixing.longform.subtitles import group_segments, render
 
-    try:
-        entries, bad = gather(args.files, args.list)
-    except FileNotFoundError as err:
-        p.error(str(err))
-    if not entries and not bad:
-        p.error("no audio file given (as arguments or with --list)")
+    entries, bad = inputs_of(p, args)
     timed = args.output_format != "text"
     if timed and len(entries) > 1 and not args.output_dir:
         p.error(f"--output_format {args.output_format} with {len(entries)} files needs --output_dir")
     try:
         targets = _targets(entries, args)
-        output = check_file(args.output, "--output") if args.output else None
-        if output is not None and not timed:
-            unique_targets(((e.label(), e.key) for e in entries), f"--output {args.output}: the keys")
+        if timed:  # one recording's JSON or subtitles
+            output = check_file(args.output, "--output") if args.output else None
+        else:
+            output = keyed_output(args.output, entries)
     except ValueError as err:
         raise CommandError(str(err)) from None
     report_lines(bad)

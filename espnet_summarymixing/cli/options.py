@@ -23,7 +23,8 @@ import argparse
 import sys
 from typing import Callable, Optional
 
-__all__ = ["add_model", "add_output", "add_output_dir", "add_inputs", "add_duration", "add_alias", "require"]
+__all__ = ["add_model", "add_output", "add_output_dir", "add_inputs", "add_duration", "add_alias", "require",
+           "inputs_of"]
 
 
 class _OldName(argparse.Action):
@@ -89,6 +90,20 @@ def add_duration(p: argparse.ArgumentParser, name: str, default: float, help: st
     if old_ms:
         add_alias(p, old_ms, name, dest, type=float, convert=lambda ms: ms / 1000.0,
                   unit="durations are in seconds now")
+
+
+def inputs_of(p: argparse.ArgumentParser, args: argparse.Namespace):
+    """The entries of the files and ``--list`` given (:func:`~.inputs.gather`) and the list's bad lines;
+    exits with argparse's usage error for a missing list or when no input is given at all."""
+    from espnet_summarymixing.cli.inputs import gather
+
+    try:
+        entries, bad = gather(args.files, args.list)
+    except FileNotFoundError as err:
+        p.error(str(err))
+    if not entries and not bad:
+        p.error("no audio file given (as arguments or with --list)")
+    return entries, bad
 
 
 def require(p: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:

@@ -20,9 +20,9 @@ file under the final name.
 
 import os
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
-__all__ = ["check_file", "check_folder", "unique_targets", "write_text"]
+__all__ = ["check_file", "check_folder", "unique_targets", "write_text", "keyed_output"]
 
 
 def _writable_ancestor(path: Path, what: str) -> None:
@@ -85,3 +85,14 @@ def write_text(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)
+
+
+def keyed_output(path, entries) -> "Optional[Path]":
+    """The one file of ``<key> <result>`` lines a command writes with ``--output`` (None without it),
+    checked before any work starts: a usable path, and no two inputs with the same key. Raises
+    ValueError naming the flag."""
+    if not path:
+        return None
+    target = check_file(path, "--output")
+    unique_targets(((e.label(), e.key) for e in entries), f"--output {path}: the keys")
+    return target

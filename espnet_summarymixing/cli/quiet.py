@@ -18,6 +18,8 @@ import logging
 import sys
 import warnings
 
+from espnet_summarymixing._autoload import AfterImport
+
 __all__ = ["quiet_startup", "quiet_nltk_downloads", "NOTICES", "THIRD_PARTY"]
 
 # lines ESPnet prints on stdout while importing, dropped
@@ -48,18 +50,6 @@ def _patch(nltk) -> None:
         nltk.downloader.download = nltk.download
 
 
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        _patch(module)
-
-
 class _NltkFinder(importlib.abc.MetaPathFinder):
     """Patches nltk when it is first imported (importing nltk takes seconds: only if ESPnet does)."""
 
@@ -72,7 +62,7 @@ class _NltkFinder(importlib.abc.MetaPathFinder):
         finally:
             sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None:
-            spec.loader = _PatchingLoader(spec.loader)
+            spec.loader = AfterImport(spec.loader, _patch)
         return spec
 
 

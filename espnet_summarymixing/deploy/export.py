@@ -17,7 +17,6 @@ lengths never seen when tracing, and the largest difference to PyTorch is writte
 (an export whose difference exceeds ``tolerance`` is an error).
 """
 
-import hashlib
 import json
 import logging
 import shutil
@@ -39,14 +38,6 @@ __all__ = ["export", "export_model", "ExportError", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 OPSET = 18
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _geometry(model, rate: int) -> Dict[str, float]:
@@ -196,7 +187,7 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
     """Export ``model`` (zip, unpacked model, training folder or Hub id), or the model of
     ``asr_train_config`` + ``asr_model_file``, to the folder ``out``; return the manifest's path.
     Raises :class:`ExportError` for a model or option that cannot be exported."""
-    from espnet_summarymixing.loading.models import load_asr_model, resolve_model
+    from espnet_summarymixing.loading.models import file_sha256, load_asr_model, resolve_model
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
@@ -216,7 +207,7 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
     else:
         raise ExportError("give a model, or asr_train_config and asr_model_file")
     asr_model, args = load_asr_model(files["asr_train_config"], files["asr_model_file"])
-    source = {"model": str(model), "weights_sha256": _sha256(files["asr_model_file"])}
+    source = {"model": str(model), "weights_sha256": file_sha256(files["asr_model_file"])}
     return export_model(asr_model, args, out, source, quantize=quantize, tolerance=tolerance,
                         streaming=streaming, chunk_size=chunk_size)
 

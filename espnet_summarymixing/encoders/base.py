@@ -15,7 +15,6 @@ from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
 from espnet_summarymixing.frames.input_layer import (
-    INPUT_LAYERS,
     POS_ENC_LAYERS,
     InputLayer,
     build_input_layer,

@@ -19,7 +19,7 @@ from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
 from conftest import ENCODERS, FEATS, batch, tiny
-from espnet_summarymixing.encoders.base import INPUT_LAYERS
+from espnet_summarymixing.frames.input_layer import INPUT_LAYERS
 from espnet_summarymixing.layers.summary_mixing import ACTIVATIONS, MODES
 
 POS_ENC = ["abs_pos", "scaled_abs_pos", "none", "rel_pos", "legacy_rel_pos"]
