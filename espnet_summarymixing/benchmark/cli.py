@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import List, Optional
 
 from espnet_summarymixing.benchmark.systems import FAMILIES, SYSTEMS
+from espnet_summarymixing.cli.options import add_alias
 
 __all__ = ["main", "parse_args"]
 
 DESCRIPTION = "Speed, memory and real-time factor against utterance length, SummaryMixing vs self-attention."
 EPILOG = """\
     python -m espnet_summarymixing.benchmark                       # full run, CPU or CUDA
-    python -m espnet_summarymixing.benchmark --quick --out bench   # seconds, for tests
-    python -m espnet_summarymixing.benchmark --streaming           # per-chunk compute over 10 minutes
-    python -m espnet_summarymixing.benchmark --long_form           # one-pass transcription, 1-60 minutes
+    python -m espnet_summarymixing.benchmark --quick --output_dir bench   # seconds, for tests
+    python -m espnet_summarymixing.benchmark --streaming           # per-chunk compute over 600 s
+    python -m espnet_summarymixing.benchmark --long_form           # one-pass transcription, 60-3600 s
     python -m espnet_summarymixing.benchmark --onnx --model exp/asr_train --chunk_sizes 4,16  # onnxruntime vs PyTorch
     python -m espnet_summarymixing.benchmark --ops --lengths 10    # ATen calls per step
 
@@ -25,6 +26,14 @@ Families (equal configuration inside each): conformer (ESPnet's rel-pos Conforme
 without its mixing block = the lower bound), branchformer (ESPnet's with self-attention and with
 fast_selfattn, ours, cgMLP only) and e_branchformer.
 """
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _cuda_available() -> bool:
@@ -46,7 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="comma-separated families: conformer, branchformer, e_branchformer")
     p.add_argument("--systems", default="", help="comma-separated systems (default: all of the families)")
     p.add_argument("--lengths", default="5,10,20,30,60,120", help="utterance lengths in seconds")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch_size", "--batch-size", type=int, default=1)
     p.add_argument("--audio_per_step", type=float, default=0.0,
                    help="seconds of audio per step: batch = audio_per_step // length, as ESPnet's numel "
                         "batching (overrides --batch-size; 1920 as in ESPnet's large-batch GPU training)")
@@ -63,19 +72,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5, help="timed runs; the fastest is reported")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
-    p.add_argument("--out", default="benchmark_results", help="folder for results.csv, results.md, results.png")
+    p.add_argument("--output_dir", default="benchmark_results",
+                   help="folder for results.csv, results.md, results.png")
+    add_alias(p, "--out", "--output_dir", "output_dir")
     p.add_argument("--quick", action="store_true",
                    help="tiny models and lengths (1, 2 s), one repeat: checks the pipeline in seconds")
-    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no_plot", "--no-plot", action="store_true")
     p.add_argument("--streaming", action="store_true",
                    help="per-chunk compute of a streamed Conformer over a long stream instead")
-    p.add_argument("--minutes", type=float, default=10.0, help="--streaming: length of the stream")
+    p.add_argument("--stream_seconds", type=float, default=600.0, help="--streaming: length of the stream, in seconds")
+    add_alias(p, "--minutes", "--stream_seconds", "stream_seconds", type=float, convert=lambda m: 60.0 * m,
+              unit="durations are in seconds now")
     p.add_argument("--chunk_sizes", default="4,16", help="--streaming: encoder frames per chunk (40 ms each)")
     p.add_argument("--conv", choices=["chunk", "causal"], default="chunk",
                    help="--streaming: conv_context of the encoder: chunk-aware or left-only convolutions")
     p.add_argument("--long_form", action="store_true",
                    help="peak memory and RTF of one-pass transcription against recording length instead")
-    p.add_argument("--long_minutes", default="1,5,10,30,60", help="--long_form: recording lengths in minutes")
+    p.add_argument("--long_seconds", default="60,300,600,1800,3600",
+                   help="--long_form: recording lengths in seconds, comma-separated")
+    add_alias(p, "--long_minutes", "--long_seconds", "long_seconds",
+              convert=lambda m: ",".join(f"{60 * float(v):g}" if _number(v) else v for v in m.split(",")),
+              unit="durations are in seconds now")
     p.add_argument("--vocabulary", type=int, default=5000, help="--long_form: CTC output tokens")
     p.add_argument("--memory_limit_gb", type=float, default=16.0,
                    help="--long_form: address-space limit of each worker; more is reported as out of memory")

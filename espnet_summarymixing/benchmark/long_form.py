@@ -1,4 +1,4 @@
-"""Whole recordings of ``--long_minutes`` transcribed in one pass (front end, encoder, CTC over a
+"""Whole recordings of ``--long_seconds`` transcribed in one pass (front end, encoder, CTC over a
 ``--vocabulary``-token output, greedy decoding; :mod:`espnet_summarymixing.longform`) by ours and
 ESPnet's self-attention Conformer of equal size: peak resident memory of the process and real-time
 factor, each (system, length) in its own process under ``--memory_limit_gb``.
@@ -54,16 +54,16 @@ def long_form_worker(spec: dict) -> dict:
 
 def long_form_report(args) -> int:
     """Peak memory and RTF of one-pass transcription against recording length, ours and ESPnet's;
-    writes long_form.json and long_form.md into ``--out``."""
+    writes long_form.json and long_form.md into ``--output_dir``."""
     try:
-        minutes = [float(v) for v in args.long_minutes.split(",") if v]
+        minutes = [float(v) / 60 for v in args.long_seconds.split(",") if v]
     except ValueError:
-        raise SystemExit(f"--long_minutes must be comma-separated minutes, got {args.long_minutes!r}")
+        raise SystemExit(f"--long_seconds must be comma-separated seconds, got {args.long_seconds!r}")
     env = environment("cpu", args.threads)
     print(f"# environment: {json.dumps(env)}", flush=True)
     rows = ["| system | minutes | status | peak memory (MB) | above idle (MB) | time (s) | RTF |",
             "|---|---|---|---|---|---|---|"]
-    out = Path(args.out)
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     systems = [s for s in args.systems.split(",") if s] or list(LONG_FORM_SYSTEMS)

@@ -114,7 +114,7 @@ def _streaming_row(name, model, train_args, chunk, sdir: Path, options, results,
 
 def onnx_report(args) -> int:
     """onnxruntime vs PyTorch: offline RTF, streaming compute per chunk, file sizes; writes onnx.json
-    and onnx.md into ``--out``."""
+    and onnx.md into ``--output_dir``."""
     threads = args.threads or 2
     torch.set_num_threads(threads)
     env = environment("cpu", threads)
@@ -145,7 +145,7 @@ def onnx_report(args) -> int:
                                    options, results, rows)
             rows.append(f"| {name} | sizes | {sizes['model.onnx']:.1f} MB float32, "
                         f"{sizes['model.int8.onnx']:.1f} MB int8 | | | |")
-    out_dir = Path(args.out)
+    out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "onnx.json").write_text(json.dumps({"environment": env, "results": results}, indent=2) + "\n")
     (out_dir / "onnx.md").write_text(f"Environment: `{json.dumps(env)}`\n\n" + "\n".join(rows) + "\n")

@@ -33,7 +33,7 @@ def _count(module, *inputs, dtype, cuda: bool) -> dict:
 
 
 def ops_report(args, systems: List[str], command: str) -> int:
-    """Count the cell and each of ``systems`` at the first of ``--lengths``; write ops.md into ``--out``."""
+    """Count the cell and each of ``systems`` at the first of ``--lengths``; write ops.md into ``--output_dir``."""
     torch.manual_seed(0)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -58,7 +58,7 @@ def ops_report(args, systems: List[str], command: str) -> int:
             lines.append(f"| {label} | {name} | {counts['ops_per_step']:,} | "
                          f"{counts.get('kernels_per_step', 'n/a (CPU)')} |")
             print(lines[-1], flush=True)
-    out = Path(args.out)
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ops.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out / 'ops.md'}")

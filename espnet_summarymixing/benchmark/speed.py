@@ -131,8 +131,8 @@ def _write_csv(path: Path, rows: List[dict]) -> None:
 
 def speed_report(args, systems: List[str], lengths: List[float], command: str) -> int:
     """Measure every system at every length; write results.csv (after each pair: a stopped run keeps
-    its rows), results.md, environment.json and, unless ``--no-plot``, results.png into ``--out``."""
-    out = Path(args.out)
+    its rows), results.md, environment.json and, unless ``--no_plot``, results.png into ``--output_dir``."""
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = environment(args.device, args.threads)
     print(f"# environment: {json.dumps(env)}", flush=True)

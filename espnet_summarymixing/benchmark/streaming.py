@@ -1,5 +1,5 @@
 """Per-chunk compute of a streamed SummaryMixing Conformer (12 x 256, kernel 31, random weights by
-default) from the first to the last minute of a long stream (``--minutes``), for each
+default) from the first to the last minute of a long stream (``--stream_seconds``), for each
 ``--chunk_sizes``, and the size of the state it carries.
 """
 
@@ -49,7 +49,7 @@ def streaming_report(args) -> int:
     print("| chunk | compute per chunk, minute 1 | last minute | ratio | RTF | state (floats) |")
     print("|---|---|---|---|---|---|")
     for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
-        r = measure_chunk_compute(encoder, chunk, args.minutes)
+        r = measure_chunk_compute(encoder, chunk, args.stream_seconds / 60)
         print(f"| {r['chunk_ms']} ms | {r['first_minute_ms']:.1f} ms | {r['last_minute_ms']:.1f} ms "
               f"| {r['last_minute_ms'] / r['first_minute_ms']:.2f} | {r['last_minute_ms'] / r['chunk_ms']:.3f} "
               f"| {r['state_floats']:,} |", flush=True)

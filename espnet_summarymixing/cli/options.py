@@ -40,9 +40,13 @@ class _OldName(argparse.Action):
             setattr(namespace, self.dest, values)
             return
         value = self.convert(values)
-        print(f"warning: {option_string} {values:g} is read as {self.new} {value:g} ({self.unit}); use {self.new}",
-              file=sys.stderr)
+        print(f"warning: {option_string} {_shown(values)} is read as {self.new} {_shown(value)} ({self.unit}); "
+              f"use {self.new}", file=sys.stderr)
         setattr(namespace, self.dest, value)
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def add_alias(p: argparse.ArgumentParser, old: str, new: str, dest: str, type=str,

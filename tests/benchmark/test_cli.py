@@ -16,11 +16,11 @@ from espnet_summarymixing.benchmark.cli import parse_args
     (["--lengths", "5,abc"], "--lengths must be comma-separated seconds"),
     (["--lengths", "0"], "--lengths must be positive"),
     (["--long_form", "--systems", "branchformer_summarymixing"], "not measured by --long_form"),
-    (["--long_form", "--long_minutes", "1,x"], "--long_minutes must be comma-separated minutes"),
+    (["--long_form", "--long_seconds", "60,x"], "--long_seconds must be comma-separated seconds"),
 ])
 def test_bad_arguments_are_named(argv, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
-        main(argv + ["--out", str(tmp_path)])
+        main(argv + ["--output_dir", str(tmp_path)])
 
 
 def test_quick_means_tiny_models_and_lengths():
@@ -35,3 +35,14 @@ def test_importing_the_benchmark_imports_no_torch():
             "print(sorted({'torch', 'espnet2'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_old_flag_names_still_work_and_say_the_new_ones(capsys):
+    from espnet_summarymixing.benchmark.cli import parse_args
+
+    args = parse_args(["--out", "x", "--minutes", "2", "--long_minutes", "1,0.5", "--batch-size", "3", "--no-plot"])
+    assert (args.output_dir, args.stream_seconds, args.long_seconds, args.batch_size, args.no_plot) == \
+        ("x", 120.0, "60,30", 3, True)
+    err = capsys.readouterr().err
+    assert "--out is an old name of --output_dir" in err
+    assert "--minutes 2 is read as --stream_seconds 120" in err and "--long_minutes 1,0.5 is read as --long_seconds 60,30" in err

@@ -12,7 +12,7 @@ from espnet_summarymixing.benchmark import main
 @pytest.mark.slow  # ONNX exports (offline float32 + int8, streaming step) and a minute of stream in each runtime
 def test_onnx_mode_measures_both_runtimes(tmp_path):
     assert main(["--onnx", "--size", "16", "--blocks", "1", "--kernel", "3", "--vocabulary", "20",
-                 "--onnx_lengths", "1", "--chunk_sizes", "16", "--repeats", "1", "--out", str(tmp_path)]) == 0
+                 "--onnx_lengths", "1", "--chunk_sizes", "16", "--repeats", "1", "--output_dir", str(tmp_path)]) == 0
     table = (tmp_path / "onnx.md").read_text()
     assert "| 1 s offline (RTF) |" in table and "| 640 ms chunks (ms per chunk) |" in table
     assert "MB float32" in table and "MB int8" in table

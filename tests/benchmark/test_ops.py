@@ -4,7 +4,7 @@ from espnet_summarymixing.benchmark import main
 
 
 def test_ops_mode_counts_the_cell_and_each_encoder(tmp_path):
-    assert main(["--ops", "--quick", "--lengths", "1", "--dtype", "bf16", "--out", str(tmp_path),
+    assert main(["--ops", "--quick", "--lengths", "1", "--dtype", "bf16", "--output_dir", str(tmp_path),
                  "--systems", "conformer_summarymixing,conformer_no_mixing"]) == 0
     text = (tmp_path / "ops.md").read_text()
     assert text.startswith("Command: `python -m espnet_summarymixing.benchmark --ops --quick")

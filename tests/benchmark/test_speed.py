@@ -28,7 +28,7 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        assert main(["--quick", "--systems", "conformer_selfattn", "--audio_per_step", "2.5", "--out", str(out)]) == 0
+        assert main(["--quick", "--systems", "conformer_selfattn", "--audio_per_step", "2.5", "--output_dir", str(out)]) == 0
     return out, stdout.getvalue()
 
 

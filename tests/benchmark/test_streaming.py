@@ -7,7 +7,7 @@ from espnet_summarymixing.benchmark import main
 
 @pytest.mark.parametrize("conv", ["chunk", "causal"])
 def test_chunk_compute_measurement_runs(capsys, conv):
-    args = ["--streaming", "--minutes", "0.02", "--chunk_sizes", "2,4", "--size", "16", "--blocks", "1", "--conv", conv]
+    args = ["--streaming", "--stream_seconds", "1.2", "--chunk_sizes", "2,4", "--size", "16", "--blocks", "1", "--conv", conv]
     assert main(args) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms |" in line]
     assert len(rows) == 2 and rows[0].startswith("| 80 ms |") and rows[1].startswith("| 160 ms |")
