@@ -20,6 +20,7 @@ import numpy as np
 
 from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft
 from espnet_summarymixing.frames.geometry import Subsampling
+from espnet_summarymixing.loading.audio import read_samples
 
 __all__ = ["OnnxRecognizer", "OnnxStreamingRecognizer", "greedy_ctc", "tokens_to_text", "read_wave"]
 
@@ -38,21 +39,13 @@ def tokens_to_text(tokens: Sequence[str]) -> str:
 
 
 def read_wave(path: str, rate: int) -> np.ndarray:
-    """A file as mono float32 samples; ValueError naming the file unless it is at ``rate`` Hz."""
-    import soundfile
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        wave, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise ValueError(f"{path}: cannot read the audio ({err})") from None
+    """A file as mono float32 samples (:func:`~espnet_summarymixing.loading.audio.read_samples`);
+    ValueError naming the file unless it is at ``rate`` Hz (resampling needs torch)."""
+    samples, file_rate, _ = read_samples(path)
     if file_rate != rate:
         raise ValueError(f"{path}: sampled at {file_rate} Hz, but the model expects {rate} Hz: "
                          f"resample it first (e.g. sox {path} -r {rate} out.wav)")
-    if wave.shape[0] == 0:
-        raise ValueError(f"{path}: no audio samples")
-    return wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
+    return samples
 
 
 def _session(path: Path, threads: Optional[int]):

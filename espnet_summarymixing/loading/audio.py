@@ -1,13 +1,13 @@
 """Audio at a model's sample rate: any file libsndfile reads (wav, flac, sph, ogg...), down-mixed
 to mono and resampled, with notes on what was wrong with it but could still be read.
 
-The ONNX runtime reads audio without torch (:func:`espnet_summarymixing.deploy.runtime.read_wave`);
-this module is for the PyTorch commands.
+The reading itself (:func:`read_samples`) needs only NumPy and soundfile: the ONNX runtime uses it
+too (:func:`espnet_summarymixing.deploy.runtime.read_wave`, which cannot resample without torch).
 """
 
 from pathlib import Path
 
-__all__ = ["load_audio", "read_audio"]
+__all__ = ["load_audio", "read_audio", "read_samples"]
 
 
 def load_audio(path: str, rate: int):
@@ -21,9 +21,23 @@ def read_audio(path: str, rate: int):
     """:func:`load_audio`, also returning the file's own sample rate and notes on what was wrong
     with it but could be read: ``(wave, file_rate, notes)``. A damaged or truncated file gives the
     audio before the damage and a note saying where it stops."""
-    import soundfile
     import torch
     import torchaudio
+
+    samples, file_rate, notes = read_samples(path)
+    wave = torch.from_numpy(samples)
+    if file_rate != rate:
+        wave = torchaudio.functional.resample(wave, file_rate, rate)
+    return wave, file_rate, notes
+
+
+def read_samples(path: str):
+    """A file's samples, down-mixed to mono float32 (a NumPy array), at the file's own rate, with
+    NumPy and soundfile only (the ONNX runtime reads audio through this too): ``(samples, file_rate,
+    notes)``. Raises FileNotFoundError for a missing file and ValueError for one that is not readable
+    audio or holds no samples."""
+    import numpy as np
+    import soundfile
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -51,12 +65,7 @@ def read_audio(path: str, rate: int):
                      "transcribed what is there")
     if not blocks or sum(len(b) for b in blocks) == 0:
         raise ValueError(f"{path}: the file holds no audio samples")
-    import numpy as np
-
-    wave = torch.from_numpy(np.concatenate(blocks)).mean(dim=1)  # down-mix
-    if file_rate != rate:
-        wave = torchaudio.functional.resample(wave, file_rate, rate)
-    return wave, file_rate, notes
+    return np.concatenate(blocks).mean(axis=1), file_rate, notes  # down-mix
 
 
 def _wav_shortfall(path: str) -> int:

@@ -161,7 +161,7 @@ def test_runtime_bad_files_stop_nothing(exported, data, tmp_path):
     err = proc.stderr
     assert f"{tmp_path / 'missing.wav'}: error: no such file" in err
     assert f"{tmp_path / 'at8k.wav'}: error: sampled at 8000 Hz, but the model expects 16000 Hz" in err
-    assert f"{tmp_path / 'junk.wav'}: error: cannot read the audio" in err
+    assert f"{tmp_path / 'junk.wav'}: error: not an audio file libsndfile can read" in err  # the one reader's words
     assert "3 of 4 files failed" in err
 
 
