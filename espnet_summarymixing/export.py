@@ -5,7 +5,9 @@
 
 The graph takes the waveform (the front end is in the graph) and returns CTC log-probabilities;
 see :mod:`espnet_summarymixing.deploy.export` for the files written and the check every export
-passes. The folder is written whole or not at all. Exit status: 0 done, 2 the model cannot be
+passes. The folder is written whole or not at all: built beside the target, then put in its place
+(an earlier export there is replaced whole; a folder holding anything else is refused unless
+``--force``). Exit status: 0 done, 2 the model cannot be
 loaded or exported (the message says why; a classifier or an ONNX folder is refused in one line).
 """
 
@@ -38,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk_size", type=int, help="streaming: frames after subsampling per chunk")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest accepted |onnxruntime - PyTorch| of the log-probabilities in the check")
+    p.add_argument("--force", action="store_true",
+                   help="replace --output_dir even if it holds files that are not an earlier export")
     p.add_argument("--cachedir", help="where archives are unpacked")
     return p
 
@@ -52,20 +56,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--asr_train_config and --asr_model_file go together")
     if args.output_dir is None:
         p.error("the following arguments are required: --output_dir")
+    if args.chunk_size is not None and not args.streaming:
+        p.error(f"--chunk_size {args.chunk_size} is for the streaming graph: add --streaming")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        p.error(f"--chunk_size {args.chunk_size}: must be at least 1")
+    if not 0 < args.tolerance < float("inf"):  # nan too: it would turn the check off
+        p.error(f"--tolerance {args.tolerance}: must be a positive finite number")
     return run(lambda: _export(args))
 
 
 def _export(args) -> int:
-    import importlib.util
-
     from espnet_summarymixing.loading.kinds import inspect_files
     from espnet_summarymixing.loading.models import file_sha256
 
+    from espnet_summarymixing.deploy.export import ExportError, check_target, missing_modules
+
     try:
         check_folder(args.output_dir, "--output_dir")
-    except ValueError as err:
+        check_target(args.output_dir, args.force)
+    except (ValueError, ExportError) as err:
         raise CommandError(str(err)) from None
-    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    missing = missing_modules(args.quantize)
     if missing:
         raise CommandError(f"the export needs {', '.join(missing)}: pip install 'espnet-summarymixing[onnx]'")
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" per op
@@ -77,13 +88,14 @@ def _export(args) -> int:
             except (OSError, ValueError) as err:
                 raise CommandError(f"cannot load the model: {err}") from None
         loaded = model_for(model, ("asr", "streaming"), args.cachedir, advice=ADVICE)
-        from espnet_summarymixing.deploy.export import ExportError, export_model
+        from espnet_summarymixing.deploy.export import export_model
 
         source = {"model": str(args.model or args.asr_model_file),
                   "weights_sha256": file_sha256(loaded.source.model_file)}
         try:
             manifest = export_model(loaded.model, loaded.train_args, args.output_dir, source, quantize=args.quantize,
-                                    tolerance=args.tolerance, streaming=args.streaming, chunk_size=args.chunk_size)
+                                    tolerance=args.tolerance, streaming=args.streaming, chunk_size=args.chunk_size,
+                                    force=args.force)
         except (OSError, ExportError, ValueError) as err:
             raise CommandError(str(err)) from None
         except Exception as err:  # e.g. onnxruntime refusing the graph: one line, never a traceback

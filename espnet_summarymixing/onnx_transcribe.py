@@ -30,6 +30,8 @@ from espnet_summarymixing.cli.outputs import keyed_output, write_text
 
 __all__ = ["main"]
 
+MAX_THREADS = 1024  # deploy.runtime's bound, checked here before anything is loaded
+
 # what to do with a model that has no ONNX export
 ADVICE = {kind: "export it first (python -m espnet_summarymixing.export), or use python -m "
                 "espnet_summarymixing.transcribe" for kind in ("asr", "streaming")}
@@ -57,8 +59,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     require(p, args, "model")
     if args.streaming and args.int8:
         p.error("--int8 is for the offline graph; the streaming graph is float32")
-    if args.block_seconds <= 0:
-        p.error(f"--block_seconds {args.block_seconds:g}: must be positive")
+    if not 0 < args.block_seconds <= 3600:  # nan and inf too
+        p.error(f"--block_seconds {args.block_seconds:g}: must be positive, at most an hour")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        p.error(f"--threads {args.threads}: must be from 1 to {MAX_THREADS}")
     entries, bad = inputs_of(p, args)
     return run(lambda: _transcribe(args, entries, bad))
 
@@ -68,7 +72,7 @@ def _transcribe(args, entries: List[Entry], bad: List[str]) -> int:
     from espnet_summarymixing.frames.framing import feed
 
     try:
-        output = keyed_output(args.output, entries)
+        output = keyed_output(args.output, entries, args.list)
     except ValueError as err:
         raise CommandError(str(err)) from None
     source = model_for(args.model, ("onnx",), args.cachedir, build=False, advice=ADVICE).source

@@ -76,7 +76,7 @@ def _decode(args, entries: List[Entry], bad: List[str]) -> int:
     from espnet_summarymixing.loading.models import sample_rate
 
     try:
-        output = keyed_output(args.output, entries)
+        output = keyed_output(args.output, entries, args.list)
     except ValueError as err:
         raise CommandError(str(err)) from None
     live = len(entries) == 1 and not bad and not args.list and output is None and not args.full_context

@@ -3,16 +3,22 @@
     python -m espnet_summarymixing.transcribe --model exp/asr/model.zip a.wav b.flac c.sph
     python -m espnet_summarymixing.transcribe --model model.zip --output_format srt --output_dir subs lecture.flac
 
-A recording of any length first goes through the encoder in one pass (front end and subsampling
-in blocks, :mod:`espnet_summarymixing.longform`), whose CTC decoding finds the pauses; by default
-(``--mode segmented``) it is then cut in the middle of every pause longer than
-``--segment_pause_seconds`` (pieces longer than ``--max_segment_seconds`` also at their quietest
-moments) and the pieces are encoded one by one, which measured best with models trained on single
-utterances (README, "Long recordings"); ``--mode one_pass`` keeps the single pass (optionally with
-a summary over a sliding window or per pause-delimited stretch). Decoding is CTC (``--decoding
-beam``: prefix beam search, with ``--lm_train_config/--lm_file`` an ESPnet LM; ``greedy``), the
-words timed by CTC segmentation; ``--decoding joint`` is ESPnet's joint CTC/attention beam search
-(``Speech2Text``) on pieces cut at quiet moments, text only.
+How a file is decoded (``--verbose`` says it, per file):
+
+- **Decoding** (``--decoding auto``): text output from a model with an attention decoder is decoded
+  as its recipe did, by ESPnet's joint CTC/attention beam search (``Speech2Text``) with the beam
+  size, CTC weight and length settings of the decoding config packed with it (``pack
+  --inference_config``); options given override them. Timed output (json/srt/vtt), an LM
+  (``--lm_train_config/--lm_file``) or a CTC-only model use CTC prefix beam search, the words timed
+  by CTC segmentation. ``--decoding greedy`` is the best CTC path.
+- **Length** (``--mode auto``): a file of at most ``--max_segment_seconds`` (30 s) is decoded whole,
+  as the model was trained. A longer one is encoded in one pass (front end and subsampling in
+  blocks, :mod:`espnet_summarymixing.longform`), whose CTC decoding finds the pauses; it is cut in
+  the middle of every pause longer than ``--segment_pause_seconds`` (pieces still too long also at
+  their quietest moments) and the pieces are encoded one by one, which measured best with models
+  trained on single utterances (docs/long_recordings.md). ``--mode one_pass`` keeps the single pass
+  (optionally with a summary over a sliding window or per pause-delimited stretch); joint decoding
+  cuts long files at quiet moments.
 
 Input: audio files as arguments and/or ``--list`` (``--wav_scp``): ``<path>`` or ``<key> <path>``
 per line. Output: ``--output_format text`` prints ``<key><TAB><text>`` per file (the key of a file
@@ -35,14 +41,18 @@ from espnet_summarymixing.cli.inputs import Entry
 from espnet_summarymixing.cli.loop import CommandError, each_file, finish, report, report_lines, run
 from espnet_summarymixing.cli.models import model_for
 from espnet_summarymixing.cli.options import add_inputs, add_model, add_output, add_output_dir, inputs_of, require
-from espnet_summarymixing.cli.outputs import check_file, check_folder, keyed_output, unique_targets, write_text
+from espnet_summarymixing.cli.outputs import check_folder, keyed_output, unique_targets, write_text
 from espnet_summarymixing.cli.quiet import quiet_startup
 from espnet_summarymixing.loading.audio import read_audio
 from espnet_summarymixing.loading.models import load_state, sample_rate
 
 __all__ = ["Transcriber", "main"]
 
-DECODINGS = ("beam", "greedy", "joint")
+DECODINGS = ("auto", "beam", "greedy", "joint")
+# what transcribe reads from a packed decoding config, and ESPnet's defaults of the same
+DECODE_DEFAULTS = {"beam_size": 10, "ctc_weight": 0.3, "lm_weight": 0.3, "penalty": 0.0, "maxlenratio": 0.0,
+                   "minlenratio": 0.0}
+DECODE_KEYS = tuple(DECODE_DEFAULTS)
 OUTPUT_FORMATS = ("text", "json", "srt", "vtt")
 KINDS = ("asr", "streaming")  # a streaming-trained model decodes offline too
 
@@ -51,31 +61,54 @@ class Transcriber:
     """A model loaded once, called on files: ``transcriber(path) -> Transcript`` (text, timed words).
 
     ``model``: the model as ``--model`` takes it; the other arguments mirror the command's options.
-    ``joint`` decoding uses ESPnet's ``Speech2Text`` on pieces of at most ``max_segment_seconds`` and
-    gives text without timings. Raises :class:`~espnet_summarymixing.cli.loop.CommandError` for a
-    model that cannot be loaded or is not an ASR model.
+    Decoding settings left as None come from the model's packed decoding config (``beam_size``,
+    ``ctc_weight``, ``lm_weight``, ``penalty``, ``maxlenratio``, ``minlenratio``: what its recipe
+    decoded with), else ESPnet's defaults. ``decoding="auto"``: ESPnet's joint CTC/attention beam
+    search (``Speech2Text``, as the recipe decodes) where the model has an attention decoder, the CTC
+    weight is below 1, and neither timings nor an LM are asked for; CTC prefix beam search
+    otherwise. ``joint`` decoding works on pieces of at most ``max_segment_seconds`` and gives text
+    without timings. ``mode="auto"``: a file of at most ``max_segment_seconds`` is decoded whole,
+    a longer one in pieces cut at its pauses. Raises
+    :class:`~espnet_summarymixing.cli.loop.CommandError` for a model that cannot be loaded or is not
+    an ASR model.
     """
 
-    def __init__(self, model: str, device: str = "cpu", mode: str = "segmented", decoding: str = "beam",
-                 beam_size: int = 10, ctc_weight: float = 0.3, max_segment_seconds: float = 30.0,
-                 summary_window_seconds: float = 0.0, lm_train_config: Optional[str] = None,
-                 lm_file: Optional[str] = None, lm_weight: float = 0.3, timestamps: bool = True,
-                 cachedir: Optional[str] = None, segment_pause_seconds: float = 0.5,
-                 summary_pause_seconds: float = 0.0, word_pause_seconds: float = 0.3):
+    def __init__(self, model: str, device: str = "cpu", mode: str = "auto", decoding: str = "auto",
+                 beam_size: Optional[int] = None, ctc_weight: Optional[float] = None,
+                 max_segment_seconds: float = 30.0, summary_window_seconds: float = 0.0,
+                 lm_train_config: Optional[str] = None, lm_file: Optional[str] = None,
+                 lm_weight: Optional[float] = None, timestamps: bool = True, cachedir: Optional[str] = None,
+                 segment_pause_seconds: float = 0.5, summary_pause_seconds: float = 0.0,
+                 word_pause_seconds: float = 0.3):
         from espnet_summarymixing.longform.recognizer import LongFormRecognizer
 
-        self.decoding = decoding
+        self.verbose = False  # a note per file on how it was decoded
         self.max_segment_seconds = max_segment_seconds
         if (lm_train_config or lm_file) and decoding == "joint":
             raise CommandError("an LM is supported with --decoding beam (CTC prefix beam search), not joint")
-        loaded = model_for(model, KINDS, cachedir, device, build=decoding != "joint")
+        source = model_for(model, KINDS, cachedir, device, build=False).source
+        packed = {k: v for k, v in source.decode_config.items() if k in DECODE_KEYS}
+        given = {"beam_size": beam_size, "ctc_weight": ctc_weight, "lm_weight": lm_weight}
+        self.settings = {**DECODE_DEFAULTS, **packed, **{k: v for k, v in given.items() if v is not None}}
+        self.settings_from = {k: ("option" if given.get(k) is not None else "packed decode config" if k in packed
+                                  else "default") for k in self.settings}
+        if decoding == "auto":
+            attention = str(source.config.get("decoder") or "none") != "none"
+            joint = attention and self.settings["ctc_weight"] < 1.0 and not timestamps and not (lm_train_config or
+                                                                                                  lm_file)
+            decoding = "joint" if joint else "beam"
+        self.decoding = decoding
+        loaded = model_for(source, KINDS, cachedir, device, build=decoding != "joint")
+        self.mode = mode
         if decoding == "joint":
             from espnet2.bin.asr_inference import Speech2Text
 
+            options = {k: self.settings[k] for k in ("beam_size", "ctc_weight", "penalty", "maxlenratio",
+                                                     "minlenratio")}
             try:
-                self.speech2text = Speech2Text(asr_train_config=loaded.source.train_config, asr_model_file=None,
-                                               device=device, beam_size=beam_size, ctc_weight=ctc_weight, nbest=1)
-                load_state(self.speech2text.asr_model, loaded.source.model_file, device)  # refuses code-running pickles
+                self.speech2text = Speech2Text(asr_train_config=source.train_config, asr_model_file=None,
+                                               device=device, nbest=1, **options)
+                load_state(self.speech2text.asr_model, source.model_file, device)  # refuses code-running pickles
             except (OSError, ValueError, RuntimeError) as err:
                 raise CommandError(f"cannot load the model: {err}") from None
             self.rate = sample_rate(self.speech2text.asr_train_args)
@@ -90,14 +123,31 @@ class Transcriber:
         self.rate = sample_rate(args)
         try:
             self.recognizer = LongFormRecognizer(
-                asr_model, args, self.rate, mode=mode, decoding=decoding, beam_size=beam_size, lm=lm,
-                lm_weight=lm_weight, segment_seconds=max_segment_seconds,
+                asr_model, args, self.rate, mode=mode, decoding=decoding, beam_size=self.settings["beam_size"],
+                lm=lm, lm_weight=self.settings["lm_weight"], segment_seconds=max_segment_seconds,
                 segment_pause_seconds=segment_pause_seconds, summary_window_seconds=summary_window_seconds,
                 summary_pause_seconds=summary_pause_seconds, word_pause_seconds=word_pause_seconds,
                 timestamps=timestamps,
             )
         except ValueError as err:
             raise CommandError(str(err)) from None
+
+    def describe(self) -> str:
+        """The decoding and its settings, each with where it came from (``--verbose``)."""
+        shown = {"joint": ("beam_size", "ctc_weight", "penalty", "maxlenratio", "minlenratio"),
+                 "beam": ("beam_size", "lm_weight"), "greedy": ()}[self.decoding]
+        what = {"joint": "joint CTC/attention beam search (ESPnet's Speech2Text)", "beam": "CTC prefix beam search",
+                "greedy": "greedy CTC"}[self.decoding]
+        settings = ", ".join(f"{k} {self.settings[k]:g} ({self.settings_from[k]})" for k in shown)
+        return f"decoding: {what}" + (f"; {settings}" if settings else "")
+
+    def mode_for(self, samples: int) -> str:
+        """How a file of ``samples`` samples is decoded, in words (``--verbose``)."""
+        if self.decoding == "joint":
+            pieces = samples > self.max_segment_seconds * self.rate
+            return "in pieces cut at quiet moments" if pieces else "whole"
+        mode = self.recognizer.mode_for(samples)
+        return "whole (one pass)" if mode == "one_pass" else "in pieces cut at its pauses (segmented)"
 
     def __call__(self, path: str, notes: Optional[List[str]] = None):
         """The transcript of one file; what was wrong with it but could be read is appended to
@@ -110,6 +160,8 @@ class Transcriber:
         if rate < self.rate:
             found.append(f"{rate} Hz audio resampled to the model's {self.rate} Hz (the band above {rate // 2} Hz "
                          f"is empty: expect lower accuracy than on {self.rate} Hz recordings)")
+        if self.verbose:
+            found.append(f"{wave.numel() / self.rate:.1f} s, decoded {self.mode_for(wave.numel())}")
         if notes is None:
             for note in found:
                 print(f"{path}: note: {note}", file=sys.stderr)
@@ -151,17 +203,20 @@ def parser() -> argparse.ArgumentParser:
     add_model(p, "model.zip, an unpacked model or exp dir, or a hub id")
     add_inputs(p)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--mode", choices=MODES, default="segmented",
-                   help="segmented: pieces cut at the pauses a first one-pass decoding finds, encoded one by one; "
+    p.add_argument("--mode", choices=MODES, default="auto",
+                   help="auto: a file of at most --max_segment_seconds whole, a longer one segmented; "
+                        "segmented: pieces cut at the pauses a first one-pass decoding finds, encoded one by one; "
                         "one_pass: the whole recording through the encoder at once")
-    p.add_argument("--decoding", choices=DECODINGS, default="beam",
-                   help="beam: CTC prefix beam search; greedy: best CTC path; joint: ESPnet's joint "
-                        "CTC/attention beam search on pieces (text only)")
-    p.add_argument("--beam_size", type=int, default=10)
-    p.add_argument("--ctc_weight", type=float, default=0.3, help="joint decoding: weight of CTC")
+    p.add_argument("--decoding", choices=DECODINGS, default="auto",
+                   help="auto: joint for text output from a model with an attention decoder (and a CTC weight "
+                        "below 1), else beam; beam: CTC prefix beam search; greedy: best CTC path; joint: "
+                        "ESPnet's joint CTC/attention beam search, as recipes decode (text only)")
+    p.add_argument("--beam_size", type=int, help="default: the packed decoding config's, else 10")
+    p.add_argument("--ctc_weight", type=float,
+                   help="joint decoding: weight of CTC (default: the packed decoding config's, else 0.3)")
     p.add_argument("--lm_train_config", help="ESPnet LM config (beam decoding), trained on the model's tokens")
     p.add_argument("--lm_file", help="ESPnet LM weights")
-    p.add_argument("--lm_weight", type=float, default=0.3)
+    p.add_argument("--lm_weight", type=float, help="default: the packed decoding config's, else 0.3")
     p.add_argument("--max_segment_seconds", type=float, default=30.0,
                    help="segmented mode and joint decoding: longest piece")
     p.add_argument("--segment_pause_seconds", type=float, default=0.5,
@@ -182,14 +237,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max_subtitle_seconds", type=float, default=7.0, help="srt/vtt: longest subtitle")
     p.add_argument("--subtitle_pause", type=float, default=0.5, help="srt/vtt: a pause this long ends a subtitle")
     p.add_argument("--cachedir", help="where archives are unpacked")
+    p.add_argument("--verbose", action="store_true",
+                   help="say on stderr how the files are decoded: the decoding, its settings and where they "
+                        "come from, and per file whether it was decoded whole or in pieces")
     return p
 
 
 def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every value, before the model is loaded (argparse's usage error, exit status 2)."""
+    import math
+
     require(p, args, "model")
-    if args.max_segment_seconds <= 2.0:
-        p.error(f"--max_segment_seconds {args.max_segment_seconds}: must be more than 2 seconds")
-    if args.beam_size < 1:
+    if not 2.0 < args.max_segment_seconds <= 3600:  # nan and inf too
+        p.error(f"--max_segment_seconds {args.max_segment_seconds}: must be more than 2 seconds, at most an hour")
+    for name in ("segment_pause_seconds", "summary_pause_seconds", "word_pause_seconds", "summary_window_seconds",
+                 "subtitle_pause", "lm_weight"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            p.error(f"--{name} {value}: must be a finite number, 0 or more")
+    if args.ctc_weight is not None and not 0.0 <= args.ctc_weight <= 1.0:
+        p.error(f"--ctc_weight {args.ctc_weight}: must be from 0 to 1")
+    if args.max_subtitle_chars < 1:
+        p.error(f"--max_subtitle_chars {args.max_subtitle_chars}: must be at least 1")
+    if not 0 < args.max_subtitle_seconds < float("inf"):
+        p.error(f"--max_subtitle_seconds {args.max_subtitle_seconds}: must be a positive finite number")
+    if args.beam_size is not None and args.beam_size < 1:
         p.error(f"--beam_size {args.beam_size}: must be at least 1")
     if args.output_format != "text" and args.decoding == "joint":
         p.error(f"--output_format {args.output_format} needs word timings: use --decoding beam or greedy "
@@ -230,9 +302,9 @@ def _transcribe(p: argparse.ArgumentParser, args) -> int:
     try:
         targets = _targets(entries, args)
         if timed:  # one recording's JSON or subtitles
-            output = check_file(args.output, "--output") if args.output else None
+            output = keyed_output(args.output, entries, args.list)
         else:
-            output = keyed_output(args.output, entries)
+            output = keyed_output(args.output, entries, args.list)
     except ValueError as err:
         raise CommandError(str(err)) from None
     report_lines(bad)
@@ -246,6 +318,11 @@ def _transcribe(p: argparse.ArgumentParser, args) -> int:
             segment_pause_seconds=args.segment_pause_seconds, summary_pause_seconds=args.summary_pause_seconds,
             word_pause_seconds=args.word_pause_seconds,
         )
+        transcriber.verbose = args.verbose
+        if args.verbose:
+            print(f"transcribe: {transcriber.describe()}; files of at most {args.max_segment_seconds:g} s are "
+                  "decoded whole" + (", longer ones in pieces" if args.mode == "auto" else f" (--mode {args.mode})"),
+                  file=sys.stderr, flush=True)
 
         def work(entry: Entry):
             notes: List[str] = []

@@ -11,6 +11,7 @@ is written to DIR and nothing is sent. Exit status: 0 done, 1 the push failed, 2
 """
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,9 @@ from espnet_summarymixing.cli.options import add_model, require
 from espnet_summarymixing.cli.outputs import check_folder
 
 __all__ = ["main"]
+
+# the Hub's rule for a repository id (huggingface_hub's validate_repo_id): two names of at most 96 characters
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 ADVICE = {"onnx": "pack it with its model first: python -m espnet_summarymixing.pack --model <training folder> "
                   "--onnx_dir <this folder>"}
@@ -46,8 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     require(p, args, "model")
-    if args.repo.count("/") != 1 or args.repo.startswith("/") or args.repo.endswith("/"):
-        p.error(f"--repo {args.repo}: expected user/name")
+    if not REPO_ID.fullmatch(args.repo) or ".." in args.repo or "--" in args.repo or args.repo.endswith("."):
+        p.error(f"--repo {args.repo}: expected a Hugging Face id, user/name (letters, digits, '-', '_', '.'; "
+                "no '..' or '--')")
     return run(lambda: _upload(args))
 
 

@@ -1,9 +1,13 @@
-"""Shared helpers: tiny encoders and padded batches."""
+"""Shared helpers: tiny encoders and padded batches, the session's trained models, ESPnet dry runs in one
+interpreter, and the tiers: ``slow`` (also given to every test of a training fixture) and ``needs_data``
+(skipped with the reason without ../shared/data, failed when ``CI`` is set)."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,8 @@ from espnet_summarymixing.encoders.conformer import SummaryMixingConformerEncode
 from espnet_summarymixing.encoders.e_branchformer import SummaryMixingEBranchformerEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
-AN4 = Path(os.environ.get("AN4_ROOT", ROOT.parent / "shared" / "data" / "an4"))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+AN4 = Path(os.environ.get("AN4_ROOT", SHARED_DATA / "an4"))
 
 ENCODERS = {
     "conformer": SummaryMixingConformerEncoder,
@@ -56,6 +61,62 @@ def batch(lengths, feats=FEATS, seed=0, tokens=False):
         else:
             x[i, n:] = 7.0 + torch.randn(t - n, feats, generator=g)
     return x, torch.tensor(lengths)
+
+
+# ----------------------------------------------------------------------------- shared data (../shared/data)
+
+
+def data_required():
+    """True where missing shared data is an error, not a skip: the ``CI`` variable is set (``.ci/run``
+    exports it, as CI services do)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_data(*parts):
+    """``../shared/data/<parts>``; a test that cannot run without it is skipped with the reason (shown in
+    the summary by ``-rs``), or failed when :func:`data_required`."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        message = f"needs ../shared/data/{'/'.join(parts)} ({path} is missing)"
+        if data_required():
+            pytest.fail(f"{message}; CI is set and CI always has the shared data", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_data(*parts): the test needs ../shared/data/<parts> (conftest.require_data: "
+        "skipped with the reason when missing, failed when CI is set)")
+
+
+# Fixtures that train a model with ESPnet (tens of seconds each, shared by the session): a test that
+# uses one, directly or through another fixture, is in the slow tier whether or not it is marked. A test
+# module adds its own costly fixtures (an ONNX export, a recipe run) with ``SLOW_FIXTURES = ("name", ...)``.
+TRAINING_FIXTURES = ("train_model", "talkative_model")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        slow = {*TRAINING_FIXTURES, *getattr(getattr(item, "module", None), "SLOW_FIXTURES", ())}
+        if slow.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def sampled(cases, quick, ids=None):
+    """The cases of a parameter matrix for ``pytest.mark.parametrize``: those in ``quick`` (a few that
+    between them take every value) run in the quick tier, the others only in the full suite (slow)."""
+    quick = set(quick)
+    assert quick <= set(cases), quick - set(cases)
+    return [pytest.param(*(case if isinstance(case, tuple) else (case,)), id=None if ids is None else ids(case),
+                         marks=() if case in quick else pytest.mark.slow) for case in cases]
+
+
+def pytest_runtest_setup(item):
+    # before any fixture of the test is set up (a recipe run in a module fixture included)
+    for mark in item.iter_markers("needs_data"):
+        require_data(*mark.args)
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +164,10 @@ def train_stats(model_dir):
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("an4")
+    if not (AN4 / "etc").is_dir():  # synthetic tones instead of speech: said, and an error in CI
+        if data_required():
+            pytest.fail(f"needs AN4 at {AN4}; CI is set and CI always has the shared data", pytrace=False)
+        warnings.warn(f"{AN4} is missing: the trained test models learn synthetic tones, not AN4 speech")
     dirs = make_data_dirs(AN4, root, {"train": 12, "valid": 4, "test": 3})
     texts = [line.split(" ", 1)[1].strip() for d in dirs.values() for line in (d / "text").read_text().splitlines()]
     dirs["tokens"] = char_token_list(texts, root / "tokens.txt")
@@ -173,6 +238,76 @@ def dry_run(config, token_list, output_dir, task="asr"):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc, yaml.safe_load((output_dir / "config.yaml").read_text())
+
+
+# One fresh interpreter runs many ESPnet commands in turn (``<module>.main(args)``, which is what
+# ``python -m <module>`` runs): each keeps its own output (ESPnet logs through the root logger, which here
+# writes to the sys.stderr of the moment) and its own exit status. An interpreter start-up with ESPnet's
+# imports costs ~15 s of CPU, a dry run after it ~1 s.
+_COMMANDS = """
+import contextlib, importlib, json, logging, sys, traceback
+
+
+class Stderr:
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+
+logging.basicConfig(level="INFO", stream=Stderr(),
+                    format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+for module, args, out, err, status in json.loads(sys.argv[1]):
+    code = 1
+    with open(out, "w") as o, open(err, "w") as e, contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+        try:
+            importlib.import_module(module).main(args)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+    with open(status, "w") as f:
+        f.write(str(code))
+"""
+
+
+def espnet_commands(commands, workdir):
+    """Run ESPnet commands, ``commands`` a list of (module, args) such as ("espnet2.bin.asr_train",
+    ["--help"]), one after the other in one fresh interpreter; return a CompletedProcess for each (its
+    return code, stdout, stderr). The caller checks the return codes."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    plan = [(module, [str(a) for a in args], *(str(workdir / f"{i}.{x}") for x in ("out", "err", "status")))
+            for i, (module, args) in enumerate(commands)]
+    script = workdir / "commands.py"
+    script.write_text(_COMMANDS)
+    run([sys.executable, script, json.dumps(plan)], cwd=workdir, timeout=1800)
+    return [subprocess.CompletedProcess([module, *args], int(Path(status).read_text()),
+                                        stdout=Path(out).read_text(), stderr=Path(err).read_text())
+            for module, args, out, err, status in plan]
+
+
+def dry_run_command(config, token_list, output_dir, task="asr"):
+    """(module, args) of ``python -m espnet2.bin.<task>_train --dry_run true`` on a config."""
+    return (f"espnet2.bin.{task}_train",
+            ["--dry_run", "true", "--config", config, "--token_list", token_list, "--output_dir", output_dir,
+             "--use_tensorboard", "false", "--ngpu", "0"])
+
+
+def dry_runs(jobs, workdir):
+    """Dry runs of many configs in one fresh interpreter (:func:`espnet_commands`): ``jobs`` is a list of
+    (config, token_list, output_dir, task); returns, for each, (its CompletedProcess, the config.yaml ESPnet
+    saved or None). The caller checks each return code."""
+    procs = espnet_commands([dry_run_command(*job) for job in jobs], workdir)
+    return [(proc, saved_config(output_dir) if proc.returncode == 0 else None)
+            for (_, _, output_dir, _), proc in zip(jobs, procs)]
+
+
+def saved_config(output_dir):
+    """The config.yaml ESPnet saved in ``output_dir``."""
+    return yaml.safe_load((Path(output_dir) / "config.yaml").read_text())
 
 
 # A tiny trained model that speaks: the session's 2-epoch model mostly emits blanks, so its CTC blank

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, dry_run
+from conftest import ROOT, dry_runs
 
 AN4_CONF = ROOT / "egs2" / "an4" / "asr1" / "conf"
 CONFIGS = sorted({p.resolve() for p in [*(ROOT / "conf").rglob("*.yaml"), *(AN4_CONF / "tuning").glob("*.yaml")]})
@@ -25,9 +25,19 @@ def test_the_default_config_links_to_the_summarymixing_conformer():
     assert yaml.safe_load(default.read_text())["encoder"] == "summarymixing_conformer"
 
 
+@pytest.fixture(scope="module")
+def dry_run_results(token_list, tmp_path_factory):
+    """{config: (process-like result, saved config)}: every config dry-run in one fresh interpreter."""
+    tmp = tmp_path_factory.mktemp("dry_runs")
+    jobs = [(config, token_list, tmp / f"exp{i}", "asr") for i, config in enumerate(CONFIGS)]
+    return dict(zip(CONFIGS, dry_runs(jobs, tmp)))
+
+
+@pytest.mark.slow  # a fresh interpreter with ESPnet (one for every config)
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_dry_runs(config, token_list, tmp_path):
-    proc, saved = dry_run(config, token_list, tmp_path / "exp")
+def test_config_dry_runs(config, dry_run_results):
+    proc, saved = dry_run_results[config]
+    assert proc.returncode == 0, proc.stderr[-4000:]
     source = yaml.safe_load(config.read_text())
     assert saved["encoder"] == source["encoder"]
     assert saved["encoder_conf"] == source["encoder_conf"]  # only the keys the user set

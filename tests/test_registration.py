@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import dry_run
+from conftest import dry_run_command, espnet_commands, saved_config
 
 ENCODER_CLASSES = {
     "summarymixing_conformer": "SummaryMixingConformerEncoder",
@@ -36,6 +36,7 @@ def test_startup_imports_neither_torch_nor_espnet():
     assert loaded == ["espnet_summarymixing", "espnet_summarymixing._autoload"]
 
 
+@pytest.mark.slow  # a fresh interpreter importing eight ESPnet tasks
 def test_names_resolve_in_every_task_that_offers_espnet_conformers():
     found = python(
         """
@@ -58,23 +59,43 @@ def test_names_resolve_in_every_task_that_offers_espnet_conformers():
         assert found.get(key, []) == [], key
 
 
-@pytest.mark.parametrize("name, conf", [
-    ("summarymixing_conformer", "output_size=16,linear_units=16,num_blocks=1,cnn_module_kernel=3"),
-    ("summarymixing_branchformer", "output_size=16,cgmlp_linear_units=16,num_blocks=1,cgmlp_conv_kernel=3"),
-    ("summarymixing_e_branchformer", "output_size=16,cgmlp_linear_units=16,num_blocks=1,cgmlp_conv_kernel=3"),
-])
-def test_command_line_lists_and_builds_the_encoders(name, conf, token_list, tmp_path):
-    help_text = subprocess.run([sys.executable, "-m", "espnet2.bin.asr_train", "--help"],
-                               capture_output=True, text=True, timeout=300).stdout
+ENCODER_CONFS = {
+    "summarymixing_conformer": "output_size=16,linear_units=16,num_blocks=1,cnn_module_kernel=3",
+    "summarymixing_branchformer": "output_size=16,cgmlp_linear_units=16,num_blocks=1,cgmlp_conv_kernel=3",
+    "summarymixing_e_branchformer": "output_size=16,cgmlp_linear_units=16,num_blocks=1,cgmlp_conv_kernel=3",
+}
+
+
+@pytest.fixture(scope="module")
+def command_line(token_list, tmp_path_factory):
+    """``asr_train --help`` (once: the same text for every encoder) and a dry run of a config of each
+    encoder, all in one fresh interpreter: (help text, {name: (its CompletedProcess, the saved config)})."""
+    tmp = tmp_path_factory.mktemp("command_line")
+    commands = [("espnet2.bin.asr_train", ["--help"])]
+    for name, conf in ENCODER_CONFS.items():
+        config = tmp / f"{name}.yaml"
+        config.write_text(f"encoder: {name}\nencoder_conf: {{{conf.replace('=', ': ')}}}\n"
+                          "model_conf: {ctc_weight: 1.0}\n")
+        commands.append(dry_run_command(config, token_list, tmp / f"exp_{name}"))
+    help_proc, *procs = espnet_commands(commands, tmp / "commands")
+    assert help_proc.returncode == 0, help_proc.stderr[-4000:]
+    return help_proc.stdout, {name: (proc, saved_config(tmp / f"exp_{name}") if proc.returncode == 0 else None)
+                              for name, proc in zip(ENCODER_CONFS, procs)}
+
+
+@pytest.mark.slow  # a fresh interpreter with ESPnet (one for every encoder)
+@pytest.mark.parametrize("name", ENCODER_CONFS)
+def test_command_line_lists_and_builds_the_encoders(name, command_line):
+    help_text, built_by = command_line
     assert name in help_text
-    config = tmp_path / "train.yaml"
-    config.write_text(f"encoder: {name}\nencoder_conf: {{{conf.replace('=', ': ')}}}\nmodel_conf: {{ctc_weight: 1.0}}\n")
-    proc, saved = dry_run(config, token_list, tmp_path / "exp")
+    proc, saved = built_by[name]
+    assert proc.returncode == 0, proc.stderr[-4000:]
     assert saved["encoder"] == name
     built = ENCODER_CLASSES[name]
     assert f"(encoder): {built}(" in proc.stderr  # ESPnet logs the model it built
 
 
+@pytest.mark.slow  # a fresh interpreter with ESPnet
 def test_register_is_idempotent_and_the_hook_can_be_switched_off():
     result = python(
         """

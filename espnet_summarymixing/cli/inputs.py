@@ -61,12 +61,18 @@ def _parse(line: str) -> Tuple[Optional[str], Optional[str]]:
 def read_list(path: str) -> Tuple[List[Entry], List[str]]:
     """The entries of a list file and the messages for its bad lines (``<list>:<line>: why``).
 
-    Raises FileNotFoundError if the list itself is not a readable file."""
+    Raises FileNotFoundError if the list itself is not a file, ValueError if it is not UTF-8 text."""
     listed = Path(path)
     if not listed.is_file():
         raise FileNotFoundError(f"--list {path}: no such file")
+    try:
+        text = listed.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = listed.read_bytes()[:err.start].count(b"\n") + 1
+        raise ValueError(f"--list {path}:{line}: not UTF-8 text ({err.reason}): expected "
+                                "'<path>' or '<key> <path>' lines") from None
     entries, bad = [], []
-    for number, line in enumerate(listed.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         where = f"{path}:{number}"
         if line.strip().endswith("|"):
             bad.append(f"{where}: a command (ending in '|'), not an audio file: {line.strip()[:80]!r}")
@@ -79,10 +85,16 @@ def read_list(path: str) -> Tuple[List[Entry], List[str]]:
 
 def gather(files: Sequence[str], list_file: Optional[str]) -> Tuple[List[Entry], List[str]]:
     """The command's inputs: ``files`` (command-line arguments), then the entries of ``list_file``;
-    and the messages for the list's bad lines."""
+    and the messages for the list's bad lines. ValueError for two inputs with one key."""
     entries = [Entry(str(f), str(f)) for f in files]
     bad: List[str] = []
     if list_file is not None:
         listed, bad = read_list(list_file)
         entries += listed
+    first: dict = {}
+    for entry in entries:  # a key is an utterance id: two inputs of one key would give two results of one id
+        if entry.key in first:
+            raise ValueError(f"{entry.label()}: its key {entry.key!r} is also that of {first[entry.key].label()}: "
+                             "give each input its own key; nothing was run")
+        first[entry.key] = entry
     return entries, bad

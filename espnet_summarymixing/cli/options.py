@@ -103,7 +103,7 @@ def inputs_of(p: argparse.ArgumentParser, args: argparse.Namespace):
 
     try:
         entries, bad = gather(args.files, args.list)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         p.error(str(err))
     if not entries and not bad:
         p.error("no audio file given (as arguments or with --list)")

@@ -87,12 +87,16 @@ def write_text(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def keyed_output(path, entries) -> "Optional[Path]":
+def keyed_output(path, entries, list_file=None) -> "Optional[Path]":
     """The one file of ``<key> <result>`` lines a command writes with ``--output`` (None without it),
-    checked before any work starts: a usable path, and no two inputs with the same key. Raises
-    ValueError naming the flag."""
+    checked before any work starts: a usable path that is neither an input nor the ``--list`` file,
+    and no two inputs with the same key. Raises ValueError naming the flag."""
     if not path:
         return None
     target = check_file(path, "--output")
+    resolved = target.resolve()
+    for what, source in [("--list", list_file), *(("an input", e.path) for e in entries)]:
+        if source and Path(source).resolve() == resolved:
+            raise ValueError(f"--output {path}: is {what} ({source}); writing it would destroy it")
     unique_targets(((e.label(), e.key) for e in entries), f"--output {path}: the keys")
     return target

@@ -22,7 +22,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -93,23 +93,13 @@ def _front_end_nodes(path: Path):
 
 
 def _chunk_size(encoder, chunk_size: Optional[int]) -> int:
-    """The chunk size to export: given, or the encoder's ``decode_chunk_size``; one it was trained for."""
-    if encoder.dynamic_chunk_training:
-        low, high = encoder.chunk_size_range
-        allowed, what = range(low, high + 1), f"{low}..{high} (its chunk_size_range)"
-    elif encoder.decode_chunk_size:
-        allowed, what = [encoder.decode_chunk_size], f"{encoder.decode_chunk_size} (its decode_chunk_size)"
-    else:
-        raise ExportError("--streaming: the model was not trained with chunks (dynamic_chunk_training) and has "
-                          "no decode_chunk_size: its summaries never saw a partial utterance")
-    if chunk_size is None:
-        chunk_size = encoder.decode_chunk_size or None
-        if chunk_size is None:
-            raise ExportError(f"--streaming: give --chunk_size, one of {what}")
-    if chunk_size not in allowed:
-        raise ExportError(f"--chunk_size {chunk_size}: the model was trained for chunks of {what} "
-                          "encoder frames")
-    return chunk_size
+    """The chunk size to export (:func:`~espnet_summarymixing.streaming.encoder.trained_chunk_size`)."""
+    from espnet_summarymixing.streaming.encoder import trained_chunk_size
+
+    try:
+        return trained_chunk_size(encoder, chunk_size)
+    except ValueError as err:
+        raise ExportError(f"--streaming: {err}") from None
 
 
 def _save(graph, example, path: Path, input_names, output_names, dynamic_shapes) -> None:
@@ -181,6 +171,30 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
     }
 
 
+def missing_modules(quantize: Optional[str] = None) -> List[str]:
+    """The modules an export needs that are not installed (onnxruntime's quantisation with ``int8``)."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if quantize == "int8" and not missing:
+        try:
+            import onnxruntime.quantization  # noqa: F401
+        except ImportError:
+            missing.append("onnxruntime.quantization")
+    return missing
+
+
+def check_target(out, force: bool = False) -> None:
+    """An export may go to ``out``: it is missing, empty or an earlier export (``manifest.json``), or
+    ``force`` is given; ExportError otherwise (nothing is written then)."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise ExportError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / "manifest.json").is_file() and not force:
+        raise ExportError(f"{target}: a folder with other files in it, not an earlier export: give another "
+                          "--output_dir, or --force to replace it")
+
+
 def export(model: Optional[str], out: str, quantize: Optional[str] = None, cachedir: Optional[str] = None,
            tolerance: float = 1e-3, streaming: bool = False, chunk_size: Optional[int] = None,
            asr_train_config: Optional[str] = None, asr_model_file: Optional[str] = None) -> Path:
@@ -191,9 +205,7 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
-    import importlib.util
-
-    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    missing = missing_modules(quantize)
     if missing:
         raise ExportError(f"the export needs {', '.join(missing)}: pip install 'espnet-summarymixing[onnx]'")
     if model is not None:
@@ -213,32 +225,51 @@ def export(model: Optional[str], out: str, quantize: Optional[str] = None, cache
 
 
 def export_model(asr_model, args, out: str, source: dict, quantize: Optional[str] = None, tolerance: float = 1e-3,
-                 streaming: bool = False, chunk_size: Optional[int] = None) -> Path:
+                 streaming: bool = False, chunk_size: Optional[int] = None, force: bool = False) -> Path:
     """Export a loaded ESPnet ASR model (``args``: its training arguments: ``token_list``, ``encoder``,
-    ``normalize``, ``frontend_conf``...) to the folder ``out``; ``source`` goes to the manifest."""
+    ``normalize``, ``frontend_conf``...) to the folder ``out``; ``source`` goes to the manifest.
+
+    The folder is built beside ``out`` and then takes its place whole: an earlier export there is
+    replaced (no file of it is left), a folder with other files is refused unless ``force``."""
     from espnet_summarymixing.loading.models import sample_rate
 
     if quantize not in (None, "int8"):
         raise ExportError(f"quantize={quantize!r}: choose int8 (or leave it out for float32 only)")
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < float("inf")):
+        raise ExportError(f"tolerance={tolerance!r}: expected a positive finite number (nan would turn the "
+                          "check off)")
+    if chunk_size is not None and not streaming:
+        raise ExportError(f"chunk_size={chunk_size} is for the streaming graph: export with streaming")
+    check_target(out, force)
+    missing = missing_modules(quantize)
+    if missing:
+        raise ExportError(f"the export needs {', '.join(missing)}: pip install 'espnet-summarymixing[onnx]'")
     asr_model.eval()
     check_exportable(asr_model, streaming=streaming)
     asr_model.encoder.set_compiled(False)  # the ONNX graphs are traced from the eager blocks
     chunk = _chunk_size(asr_model.encoder, chunk_size) if streaming else None  # before anything is written
     rate = sample_rate(args)
     target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise ExportError(f"{target}: exists and is not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    # written in a staging folder beside the target and moved in once checked: a failed export
-    # leaves nothing behind, and a folder exported before stays whole
+    # written in a staging folder beside the target and renamed in once checked: a failed export
+    # leaves nothing behind, a folder exported before stays whole until the new one replaces it
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    old = None
     try:
         _write(asr_model, args, staging, source, quantize, tolerance, chunk, rate)
-        target.mkdir(exist_ok=True)
-        for path in sorted(staging.iterdir()):
-            path.replace(target / path.name)
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the export from other users
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            target.rename(old / "export")
+        staging.rename(target)
+    except BaseException:
+        if old is not None and (old / "export").exists() and not target.exists():
+            (old / "export").rename(target)  # put the earlier export back
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return target / "manifest.json"
 
 

@@ -12,7 +12,6 @@ This module imports neither torch nor ESPnet (tested): a server or a device need
     ('HI YOU', 'hello you')
 """
 
-import json
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -21,6 +20,7 @@ import numpy as np
 from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft
 from espnet_summarymixing.frames.geometry import Subsampling
 from espnet_summarymixing.loading.audio import read_samples
+from espnet_summarymixing.loading.manifest import read_manifest, read_tokens
 
 __all__ = ["OnnxRecognizer", "OnnxStreamingRecognizer", "greedy_ctc", "tokens_to_text", "read_wave"]
 
@@ -48,11 +48,17 @@ def read_wave(path: str, rate: int) -> np.ndarray:
     return samples
 
 
+MAX_THREADS = 1024
+MIN_SECONDS = 0.1  # a failure on audio shorter than this is the front end's "too short"
+
+
 def _session(path: Path, threads: Optional[int]):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    if threads:
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads={threads!r}: expected an integer from 1 to {MAX_THREADS}")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
@@ -61,28 +67,20 @@ def _session(path: Path, threads: Optional[int]):
         raise ValueError(f"{path}: not a loadable ONNX model ({err})") from None
 
 
-def _manifest(root: Path, graph: str) -> dict:
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{root}: no manifest.json: not a folder written by "
-                                "python -m espnet_summarymixing.export")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        manifest["graphs"]
-    except (ValueError, KeyError) as err:
-        raise ValueError(f"{manifest_path}: unreadable ({err})") from None
-    if graph not in manifest["graphs"]:
-        how = {"offline_int8": "--quantize int8", "streaming": "--streaming"}.get(graph, "")
-        raise ValueError(f"{manifest_path}: no {graph} graph (export with {how})")
-    return manifest
-
-
 def _load_common(recognizer, root: Path, graph: str) -> None:
-    """What both recognisers read from an export folder: manifest, sample rate, tokens, blank id."""
-    recognizer.manifest = _manifest(root, graph)
-    recognizer.rate = int(recognizer.manifest["sample_rate"])
-    recognizer.tokens = (root / recognizer.manifest["token_list"]).read_text(encoding="utf-8").splitlines()
-    recognizer.blank = int(recognizer.manifest.get("blank_id", 0))
+    """What both recognisers read from an export folder (checked: :func:`~espnet_summarymixing.loading.
+    manifest.read_manifest`): manifest, sample rate, tokens, blank id."""
+    recognizer.manifest = read_manifest(root, graph)
+    recognizer.rate = recognizer.manifest["sample_rate"]
+    recognizer.tokens = read_tokens(root, recognizer.manifest)
+    recognizer.blank = recognizer.manifest.get("blank_id", 0)
+
+
+def _check_vocabulary(session, tokens: List[str], path: Path) -> None:
+    """The graph's output size, where fixed, must be the number of tokens."""
+    size = session.get_outputs()[0].shape[-1]
+    if isinstance(size, int) and size != len(tokens):
+        raise ValueError(f"{path}: the graph scores {size} tokens, but the token list has {len(tokens)}")
 
 
 class OnnxRecognizer:
@@ -99,6 +97,7 @@ class OnnxRecognizer:
         graph = "offline_int8" if int8 else "offline"
         _load_common(self, root, graph)
         self.session = _session(root / self.manifest["graphs"][graph], threads)
+        _check_vocabulary(self.session, self.tokens, root / self.manifest["graphs"][graph])
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> List[np.ndarray]:
         """CTC log-probabilities (frames, vocabulary) of each wave, computed in one padded batch."""
@@ -106,7 +105,12 @@ class OnnxRecognizer:
         batch = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
         for i, w in enumerate(waves):
             batch[i, :len(w)] = w
-        out, out_lengths = self.session.run(None, {"speech": batch, "speech_lengths": lengths})
+        try:
+            out, out_lengths = self.session.run(None, {"speech": batch, "speech_lengths": lengths})
+        except Exception as err:  # onnxruntime's own types; on a few samples, the STFT's padding fails
+            if lengths.min() < MIN_SECONDS * self.rate:
+                raise ValueError(f"too short for the model's front end ({lengths.min()} samples)") from None
+            raise ValueError(f"onnxruntime failed: {(str(err).strip().splitlines() or [''])[0]}") from None
         return [out[i, :n] for i, n in enumerate(out_lengths)]
 
     def text(self, log_probs: np.ndarray) -> str:
@@ -134,10 +138,11 @@ class OnnxStreamingRecognizer:
         stream = self.manifest["streaming"]
         self.features = _session(root / self.manifest["graphs"]["features"], threads)
         self.step = _session(root / self.manifest["graphs"]["streaming"], threads)
-        self.stft = IncrementalStft(int(stream["n_fft"]), int(stream["hop_length"]))
+        _check_vocabulary(self.step, self.tokens, root / self.manifest["graphs"]["streaming"])
+        self.stft = IncrementalStft(stream["n_fft"], stream["hop_length"])
         self.geometry = Subsampling.of(stream["subsampling_steps"])
-        self.input_frames = int(stream["input_frames"])
-        self.per_chunk = int(stream["input_frames_per_chunk"])
+        self.input_frames = stream["input_frames"]
+        self.per_chunk = stream["input_frames_per_chunk"]
         self.state_specs = [(item["name"], tuple(item["shape"])) for item in stream["state"]]
         self.reset()
 

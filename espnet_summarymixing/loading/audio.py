@@ -43,6 +43,8 @@ def read_samples(path: str):
         raise FileNotFoundError(f"{path}: no such file")
     if Path(path).is_dir():
         raise ValueError(f"{path}: a directory, not an audio file")
+    if not Path(path).is_file():  # a FIFO or a device would block or never end
+        raise ValueError(f"{path}: not a regular file (a pipe, socket or device): save the audio to a file first")
     notes = []
     blocks = []
     try:
@@ -65,7 +67,11 @@ def read_samples(path: str):
                      "transcribed what is there")
     if not blocks or sum(len(b) for b in blocks) == 0:
         raise ValueError(f"{path}: the file holds no audio samples")
-    return np.concatenate(blocks).mean(axis=1), file_rate, notes  # down-mix
+    samples = np.concatenate(blocks).mean(axis=1)  # down-mix
+    bad = int(np.count_nonzero(~np.isfinite(samples)))
+    if bad:
+        raise ValueError(f"{path}: {bad} of its {len(samples)} samples are NaN or infinite: not usable audio")
+    return samples, file_rate, notes
 
 
 def _wav_shortfall(path: str) -> int:

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-import yaml
-
-from espnet_summarymixing.loading.models import TASK_KEYS, load_state, locate_model, task_of
+from espnet_summarymixing.loading.models import (TASK_KEYS, decode_config_of, load_state, locate_model,
+                                                 read_yaml, task_of)
 
 __all__ = ["KINDS", "ModelSource", "inspect_model", "inspect_files", "kind_of", "load_model"]
 
@@ -67,6 +66,8 @@ class ModelSource:
         onnx_dir: The ONNX export: the folder itself, or one packed with the model or written into
             its training folder (``onnx/``); None if there is none.
         root: The model folder (unpacked archive, snapshot, training folder or ONNX folder).
+        decode_config: The packed decoding config (``pack --inference_config``: beam size, CTC
+            weight...), empty without one.
     """
 
     given: str
@@ -76,6 +77,7 @@ class ModelSource:
     config: dict = field(default_factory=dict)
     onnx_dir: Optional[str] = None
     root: Optional[str] = None
+    decode_config: dict = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -121,18 +123,14 @@ def inspect_model(model: str, cachedir: Optional[str] = None) -> ModelSource:
     config_key, model_key = TASK_KEYS[tasks[0]]
     if model_key not in located.files:
         raise ValueError(f"--model {model}: meta.yaml names {config_key} but no {model_key}")
-    try:
-        config = yaml.safe_load(Path(located.files[config_key]).read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"--model {model}: its training config is not valid YAML ({err})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"--model {model}: its training config is not an ESPnet config")
+    config = read_yaml(located.files[config_key], f"--model {model}: its training config")
     kind = kind_of(config, tasks[0])
     onnx = [p.parent for p in sorted(Path(located.root).glob("exp/*/onnx/manifest.json"))]
     if located.form == "training folder" and (Path(located.root) / "onnx" / "manifest.json").is_file():
         onnx = [Path(located.root) / "onnx"]
     return ModelSource(str(model), kind, located.form, dict(located.files), config,
-                       str(onnx[0]) if onnx and kind != "classifier" else None, str(located.root))
+                       str(onnx[0]) if onnx and kind != "classifier" else None, str(located.root),
+                       decode_config_of(located))
 
 
 def inspect_files(train_config: str, model_file: str, task: Optional[str] = None) -> ModelSource:
@@ -143,12 +141,7 @@ def inspect_files(train_config: str, model_file: str, task: Optional[str] = None
     for flag, path in ((what, train_config), (what.replace("train_config", "model_file"), model_file)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{flag} {path}: no such file")
-    try:
-        config = yaml.safe_load(Path(train_config).read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"{what} {train_config}: not valid YAML ({err})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{what} {train_config}: not an ESPnet training config")
+    config = read_yaml(train_config, f"{what} {train_config}")
     task = task or task_of(config)
     kind = kind_of(config, task)
     config_key, model_key = TASK_KEYS[task]

@@ -3,26 +3,42 @@
 A model is given as a zip/tar archive, an unpacked archive or Hub snapshot (a folder with
 ``meta.yaml``), a training folder (``config.yaml`` and a checkpoint) or a Hugging Face Hub id.
 Archives are unpacked here (:func:`~.archive.safe_extract`: no member may land outside the cache
-folder), the paths that ``meta.yaml`` names must stay inside the model folder, and weights are
-read with ``torch.load(weights_only=True)``: a checkpoint that holds anything but tensors (a pickle
+folder, the archive may not unpack to more than :func:`~.archive.limits`, and members a model does
+not use are left out), the paths that ``meta.yaml`` and the packed configs name must stay inside
+the model folder, YAML is read without aliases (:func:`read_yaml`), and weights are read with ``torch.load(weights_only=True)``: a checkpoint that holds anything but tensors (a pickle
 that would run code) is refused, never executed. ESPnet's own ``Speech2Text.from_pretrained`` and
 ``build_model_from_file`` do neither. Finding the files imports no torch (:mod:`.kinds` tells a
 model's kind from them before anything is built).
 """
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
+import signal
 import tempfile
-from pathlib import Path
-from typing import Dict, NamedTuple, Optional, Tuple
+import threading
+import time
+from pathlib import Path, PurePosixPath
+from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
 import yaml
 
-from espnet_summarymixing.loading.archive import UnsafeArchiveError, check_member, safe_extract
+from espnet_summarymixing.loading.archive import (UnsafeArchiveError, check_member, members_of, read_member,
+                                                  safe_extract)
 
 __all__ = ["resolve_model", "locate_model", "Located", "packed_paths", "task_of", "TASK_KEYS", "load_asr_model",
-           "load_state", "load_weights", "sample_rate", "default_cachedir", "file_sha256"]
+           "load_state", "load_weights", "sample_rate", "default_cachedir", "file_sha256", "read_yaml",
+           "DECODING_FILES", "DECODE_CONFIG", "decode_config_of"]
+
+# The config keys (dotted) naming files that decoding reads: ``pack`` copies them into the archive,
+# and in a packed model each must name a file inside the model folder.
+DECODING_FILES = ("token_list", "bpemodel", "normalize_conf.stats_file")
+# The decoding config of a packed model: beside its training config (``pack --inference_config``)
+DECODE_CONFIG = "decode_asr.yaml"
+MAX_YAML_BYTES = 16 << 20
+STALE_SECONDS = 3600  # a staging folder this old was left by an unpacking that was killed
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
 
@@ -45,6 +61,7 @@ class Located(NamedTuple):
     root: Path
     form: str
     files: Dict[str, str]
+    decode_config: Optional[Path] = None
 
 
 def task_of(config: dict) -> str:
@@ -76,17 +93,12 @@ def locate_model(model: str, cachedir: Optional[str] = None) -> Located:
     what = f"--model {model}"
     if path.is_file():
         root = _unpack(path, cache)
-        return Located(root, "archive", _packed_files(root, cache, what))
+        return Located(root, "archive", *_packed_files(root, cache, what))
     if path.is_dir():
         if (path / "meta.yaml").is_file():  # an unpacked archive or a hub snapshot
-            return Located(path, "packed folder", _packed_files(path, cache, what))
+            return Located(path, "packed folder", *_packed_files(path, cache, what))
         if (path / "config.yaml").is_file():  # a training directory
-            try:
-                config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-            except yaml.YAMLError as err:
-                raise ValueError(f"{what}: config.yaml is not valid YAML ({err})") from None
-            if not isinstance(config, dict):
-                raise ValueError(f"{what}: config.yaml is not an ESPnet training config")
+            config = read_yaml(path / "config.yaml", what)
             config_key, model_key = TASK_KEYS[task_of(config)]
             for name in _MODEL_FILES:
                 if (path / name).exists():
@@ -98,7 +110,7 @@ def locate_model(model: str, cachedir: Optional[str] = None) -> Located:
         from huggingface_hub import snapshot_download
 
         folder = Path(snapshot_download(model, cache_dir=str(cache / "hub")))  # needs the network
-        return Located(folder, "hub", _packed_files(folder, cache, what))
+        return Located(folder, "hub", *_packed_files(folder, cache, what))
     raise FileNotFoundError(f"{what}: no such file or directory, and not a hub id like user/name")
 
 
@@ -117,6 +129,119 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+class _NoAliases(yaml.SafeLoader):
+    """Safe YAML that refuses aliases: ``*name`` can expand a small file into gigabytes (an "alias
+    bomb"); ESPnet writes its configs without them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}): refused, a model's YAML "
+                                              "files have none (they could expand without bound)", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path, what: str, text: Optional[str] = None) -> dict:
+    """A model's YAML file (``meta.yaml``, a config) as a mapping: safe (no tags that build objects),
+    without aliases, at most 16 MB; ValueError starting with ``what`` otherwise."""
+    if text is None:
+        path = Path(path)
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ValueError(f"{what}: {path.name} is {path.stat().st_size} bytes, more than a config can be")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{what}: {Path(path).name} is not UTF-8 text ({err.reason})") from None
+    try:
+        data = yaml.load(text, Loader=_NoAliases)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{what}: {Path(path).name} is not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: {Path(path).name} is not a mapping of options")
+    return data
+
+
+def _get(config: dict, dotted: str):
+    for key in dotted.split("."):
+        if not isinstance(config, dict):
+            return None
+        config = config.get(key)
+    return config
+
+
+def _kept_members(archive: Path) -> "callable":
+    """Which members of a model archive to unpack: ``meta.yaml``, what it names, the files its configs
+    name, small text files (model card, decoding config, results) and an ONNX export's files (named by
+    its ``manifest.json``); anything else is left out (and said)."""
+    what = f"--model {archive}"
+    members = members_of(archive)
+    meta_text = read_member(archive, "meta.yaml")
+    try:
+        meta = read_yaml("meta.yaml", what, meta_text.decode("utf-8", "replace")) if meta_text else None
+    except ValueError:
+        meta = None
+    if meta is None:  # not a packed model: said after unpacking (within the size limits)
+        return lambda name: True
+    def names(kind):
+        value = meta.get(kind)
+        return [v for v in value.values() if isinstance(v, str)] if isinstance(value, dict) else []
+
+    named = {"meta.yaml", *names("yaml_files"), *names("files")}
+    for config_name in names("yaml_files"):
+        text = read_member(archive, config_name)
+        try:
+            config = read_yaml(config_name, what, text.decode("utf-8", "replace")) if text else {}
+        except ValueError:
+            config = {}  # refused, with its reason, when the model is read
+        named.update(v for v in map(lambda k: _get(config, k), DECODING_FILES) if isinstance(v, str))
+    for manifest in [m for m in members if PurePosixPath(m).name == "manifest.json"]:
+        import json
+
+        folder = PurePosixPath(manifest).parent
+        try:
+            data = json.loads(read_member(archive, manifest))
+            names = [*data["graphs"].values(), data["token_list"], "feats_stats.npz"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # read (and refused if broken) when the export is used
+        named.add(manifest)
+        named.update(str(folder / n) for n in names if isinstance(n, str))
+    small_text = (".yaml", ".yml", ".md", ".txt", ".json")
+    return lambda name: name in named or (name.endswith(small_text) and members.get(name, 0) <= MAX_YAML_BYTES)
+
+
+@contextlib.contextmanager
+def _cleaned_on_termination() -> Iterator[None]:
+    """SIGTERM raises SystemExit inside the block (in the main thread), so that ``finally`` clauses
+    run: a killed unpacking removes its staging folder."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not settable here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale(cache: Path) -> None:
+    """Staging folders left by an unpacking that was killed (SIGKILL, power loss): removed after an hour
+    (a younger one may belong to an unpacking running now)."""
+    for folder in cache.glob(".unpacking-*"):
+        try:
+            if time.time() - folder.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _unpack(archive: Path, cache: Path) -> Path:
     """Unpack once per archive content into ``cache``; a half-finished unpacking is never used."""
     name = archive.name.split(".")[0] or "model"
@@ -124,16 +249,22 @@ def _unpack(archive: Path, cache: Path) -> Path:
     if dest.is_dir():
         return dest
     cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=cache))
-    try:
-        safe_extract(archive, staging)
+    _remove_stale(cache)
+    keep = _kept_members(archive)
+    with _cleaned_on_termination():
+        staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=cache))
         try:
-            staging.rename(dest)
-        except OSError:  # unpacked meanwhile by another process
-            if not dest.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            left_out = safe_extract(archive, staging, keep=keep)
+            if left_out:
+                logging.warning("%s: left out %d member(s) that the model does not use: %s", archive,
+                                len(left_out), ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else ""))
+            try:
+                staging.rename(dest)
+            except OSError:  # unpacked meanwhile by another process
+                if not dest.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
@@ -155,36 +286,44 @@ def _inside(root: Path, relative: str, what: str) -> Path:
 def packed_paths(root: Path, what: str) -> Tuple[Dict[str, Path], Dict[str, Path]]:
     """The files a packed model's ``meta.yaml`` names, as (``yaml_files``, ``files``), each checked to
     be a file inside ``root``; ``what`` starts the messages."""
-    try:
-        meta = yaml.safe_load((Path(root) / "meta.yaml").read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"{what}: meta.yaml is not valid YAML ({err})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("yaml_files"), dict) or not isinstance(
-        meta.get("files"), dict
-    ):
+    meta = read_yaml(Path(root) / "meta.yaml", what)
+    if not isinstance(meta.get("yaml_files"), dict) or not isinstance(meta.get("files"), dict):
         raise ValueError(f"{what}: meta.yaml needs 'yaml_files' and 'files' mappings (ESPnet's packing)")
     return tuple({key: _inside(Path(root), value, f"{what}: meta.yaml {key}") for key, value in meta[kind].items()}
                  for kind in ("yaml_files", "files"))
 
 
-def _packed_files(root: Path, cache: Path, what: str) -> Dict[str, str]:
+def _packed_files(root: Path, cache: Path, what: str) -> Tuple[Dict[str, str], Optional[Path]]:
     """The files ``meta.yaml`` names, checked, with a copy of each config (in ``cache``) whose paths to
-    files of the model folder are made absolute (as ESPnet's unpacking does, without touching the folder)."""
+    files of the model folder are made absolute (as ESPnet's unpacking does, without touching the
+    folder); and the decoding config beside the training config, if any."""
     configs, files = packed_paths(root, what)
     inside = {str(p.relative_to(root)): str(p.resolve()) for p in root.rglob("*") if p.is_file()}
     resolved = cache / "configs" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
     resolved.mkdir(parents=True, exist_ok=True)
     out = {key: str(path) for key, path in files.items()}
     for key, path in configs.items():
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(config, dict):
-            raise ValueError(f"{what}: {path.name} is not an ESPnet config")
+        config = read_yaml(path, what)
+        for dotted in DECODING_FILES:  # every file decoding reads must be one of the model's
+            value = _get(config, dotted)
+            if isinstance(value, str) and value not in ("", "none"):
+                _inside(Path(root), value, f"{what}: {path.name} {dotted}")
         target = resolved / f"{key}.yaml"
         partial = target.with_suffix(".partial")
         partial.write_text(yaml.safe_dump(_absolute_paths(config, inside)), encoding="utf-8")
         partial.replace(target)
         out[key] = str(target)
-    return out
+    top = Path(root).resolve()
+    decode = [d for d in (p.parent / DECODE_CONFIG for p in configs.values())
+              if d.is_file() and top in d.resolve().parents]
+    return out, (decode[0] if decode else None)
+
+
+def decode_config_of(located: Located) -> dict:
+    """The packed decoding config of a model (empty without one): beam size, CTC weight, LM weight..."""
+    if located.decode_config is None:
+        return {}
+    return read_yaml(located.decode_config, f"--model {located.root}")
 
 
 def _absolute_paths(node, inside: Dict[str, str]):

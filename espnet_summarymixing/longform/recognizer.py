@@ -25,7 +25,7 @@ from espnet_summarymixing.longform.subtitles import Word
 
 __all__ = ["LongFormRecognizer", "Transcript", "quiet_cuts", "pause_cuts", "MODES", "DECODINGS"]
 
-MODES = ("one_pass", "segmented")
+MODES = ("auto", "one_pass", "segmented")
 DECODINGS = ("greedy", "beam")
 
 
@@ -67,7 +67,9 @@ class LongFormRecognizer:
         model: ESPnet's ASR model (``ESPnetASRModel``), in eval mode or not (it is put in eval).
         train_args: Its training arguments (the token list).
         rate: Its sample rate.
-        mode: ``one_pass`` or ``segmented`` (see the module).
+        mode: ``one_pass`` or ``segmented`` (see the module), or ``auto``: a recording of at most
+            ``segment_seconds`` in one pass (as the model was trained: whole utterances), a longer
+            one segmented (:meth:`mode_for`).
         decoding: ``greedy`` or ``beam`` (CTC prefix beam search).
         beam_size: Prefixes kept by ``beam``.
         lm: Optional LM scorer for ``beam`` (:func:`~.ctc_search.espnet_lm_scorer`), with ``lm_weight``.
@@ -131,11 +133,18 @@ class LongFormRecognizer:
             stride = 1
         return hop * stride / self.rate
 
+    def mode_for(self, samples: int) -> str:
+        """The mode a recording of ``samples`` samples is decoded in: ``auto`` decodes one of at most
+        ``segment_seconds`` whole and segments a longer one."""
+        if self.mode != "auto":
+            return self.mode
+        return "one_pass" if samples <= self.segment_seconds * self.rate else "segmented"
+
     def cuts(self, wave: torch.Tensor) -> List[Tuple[int, int]]:
         """(start, end) samples of the pieces encoded one by one: the whole recording in ``one_pass``
         mode; in ``segmented`` mode, pieces cut in the middle of the pauses of a first one-pass
         decoding, and pieces longer than ``segment_seconds`` again at their quietest frames."""
-        if self.mode == "one_pass":
+        if self.mode_for(wave.numel()) == "one_pass":
             return [(0, wave.numel())]
         bounds = [0]
         if self.segment_pause_frames:
@@ -205,7 +214,7 @@ class LongFormRecognizer:
         duration = wave.numel() / self.rate
         enc, breaks = self._encode_pieces(wave, self.cuts(wave))
         hyp = self.decode(enc)
-        if self.summary_pause_frames and self.mode == "one_pass":
+        if self.summary_pause_frames and self.mode_for(wave.numel()) == "one_pass":
             starts = pause_cuts(hyp.frames, self.summary_pause_frames)
             if starts:
                 enc = self.encode(wave, summary_segments=starts)  # the summary of each stretch is its own

@@ -16,6 +16,8 @@ from typing import Dict, List, Optional
 
 import yaml
 
+from espnet_summarymixing.loading.manifest import manifest_files
+from espnet_summarymixing.loading.models import DECODE_CONFIG, DECODING_FILES, read_yaml
 from espnet_summarymixing.publish.model_card import model_card
 
 __all__ = ["pack_model", "LAYOUT", "TASKS", "layout"]
@@ -31,7 +33,7 @@ TASKS = {
 LAYOUT = {
     "config": "exp/asr_train/config.yaml",
     "model": "exp/asr_train/model.pth",
-    "inference_config": "exp/asr_train/decode_asr.yaml",
+    "inference_config": f"exp/asr_train/{DECODE_CONFIG}",  # where loading looks for it
     "results": "exp/asr_train/RESULTS.md",
     "readme": "README.md",
     "onnx": "exp/asr_train/onnx",
@@ -47,30 +49,15 @@ def layout(task: str = "asr") -> Dict[str, str]:
 
 
 def _referenced_files(config: dict) -> Dict[str, Path]:
-    """Files the config points to that decoding needs: {config key path: file}."""
+    """Files the config points to that decoding needs (``DECODING_FILES``): {config key path: file}."""
     found = {}
-    stats = (config.get("normalize_conf") or {}).get("stats_file")
-    if stats:
-        found["normalize_conf.stats_file"] = Path(stats)
-    if isinstance(config.get("bpemodel"), str) and config["bpemodel"] not in ("none", ""):
-        found["bpemodel"] = Path(config["bpemodel"])
-    if isinstance(config.get("token_list"), str):
-        found["token_list"] = Path(config["token_list"])
+    for dotted in DECODING_FILES:
+        value = config
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value not in ("none", ""):
+            found[dotted] = Path(value)
     return found
-
-
-def _onnx_files(onnx_dir: Path) -> List[Path]:
-    """The manifest first, then every file it names (FileNotFoundError naming one that is missing)."""
-    import json
-
-    manifest = json.loads((onnx_dir / "manifest.json").read_text(encoding="utf-8"))
-    names = [*manifest["graphs"].values(), manifest["token_list"]]
-    if (onnx_dir / "feats_stats.npz").is_file():
-        names.append("feats_stats.npz")
-    for name in names:
-        if not (onnx_dir / name).is_file():
-            raise FileNotFoundError(f"pack: --onnx_dir {onnx_dir}: {name}, named by its manifest.json, is missing")
-    return [onnx_dir / "manifest.json", *(onnx_dir / name for name in names)]
 
 
 def _set(config: dict, dotted: str, value: str) -> None:
@@ -116,9 +103,18 @@ def pack_model(
     for flag, path in inputs.items():
         if not path.is_file():
             raise FileNotFoundError(f"pack: {flag} {path}: no such file")
-    onnx_files = _onnx_files(Path(onnx_dir)) if onnx_dir is not None else []
-    config = yaml.safe_load(asr_train_config.read_text(encoding="utf-8"))
-    if not isinstance(config, dict) or "encoder" not in config:
+    names: Dict[str, Path] = {}
+    for option in options or []:  # each goes to <folder>/extra/<its name>
+        if Path(option).name in names:
+            raise ValueError(f"pack: --option {names[Path(option).name]} and --option {option} have the same name "
+                             f"and would be packed as one file: rename one")
+        names[Path(option).name] = Path(option)
+    try:
+        onnx_files = manifest_files(onnx_dir) if onnx_dir is not None else []
+    except (OSError, ValueError) as err:
+        raise type(err)(f"pack: --onnx_dir {onnx_dir}: {err}") from None
+    config = read_yaml(asr_train_config, f"pack: --{config_key}")
+    if "encoder" not in config:
         raise ValueError(f"pack: {asr_train_config} is not an ESPnet training config (no 'encoder' key)")
     referenced = _referenced_files(config)
     for key, path in referenced.items():

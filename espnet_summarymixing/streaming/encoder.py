@@ -22,7 +22,28 @@ import torch
 
 from espnet_summarymixing.encoders.base import SummaryMixingEncoderBase
 
-__all__ = ["StreamingEncoder"]
+__all__ = ["StreamingEncoder", "trained_chunk_size"]
+
+
+def trained_chunk_size(encoder, chunk_size: Optional[int] = None) -> int:
+    """The chunk size to stream a model with: ``chunk_size``, or the encoder's ``decode_chunk_size``;
+    ValueError unless the model was trained for it (its ``chunk_size_range`` with dynamic chunk
+    training, else its ``decode_chunk_size``): summaries over chunks of other sizes were never seen."""
+    if getattr(encoder, "dynamic_chunk_training", False):
+        low, high = encoder.chunk_size_range
+        allowed, what = range(low, high + 1), f"{low}..{high} (its chunk_size_range)"
+    elif getattr(encoder, "decode_chunk_size", 0):
+        allowed, what = [encoder.decode_chunk_size], f"{encoder.decode_chunk_size} (its decode_chunk_size)"
+    else:
+        raise ValueError("the model was not trained with chunks (dynamic_chunk_training) and has no "
+                         "decode_chunk_size: its summaries never saw a partial utterance")
+    if chunk_size is None:
+        chunk_size = encoder.decode_chunk_size or None
+        if chunk_size is None:
+            raise ValueError(f"give a chunk size, one of {what}")
+    if chunk_size not in allowed:
+        raise ValueError(f"chunk size {chunk_size}: the model was trained for chunks of {what} encoder frames")
+    return chunk_size
 
 
 class StreamingEncoder:

@@ -15,7 +15,7 @@ import torch
 
 from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft, feed
 from espnet_summarymixing.frames.normalize import normalize
-from espnet_summarymixing.streaming.encoder import StreamingEncoder
+from espnet_summarymixing.streaming.encoder import StreamingEncoder, trained_chunk_size
 
 __all__ = ["StreamingRecognizer", "full_context_text"]
 
@@ -65,7 +65,8 @@ class StreamingRecognizer:
             ``conv_context: chunk`` or ``conv_context: causal``, ESPnet's default STFT front end and
             ``global_mvn`` (or no) normalisation.
         train_args: Its training arguments (token list, token type).
-        chunk_size: Encoder frames per chunk (default: the encoder's ``decode_chunk_size``).
+        chunk_size: Encoder frames per chunk (default: the encoder's ``decode_chunk_size``), one the model
+            was trained for (:func:`~espnet_summarymixing.streaming.encoder.trained_chunk_size`).
     """
 
     def __init__(self, model, train_args, chunk_size: Optional[int] = None):
@@ -89,7 +90,7 @@ class StreamingRecognizer:
         if not stft.center:
             raise ValueError("streaming expects the frontend's STFT with center=True (ESPnet's default)")
         self.rate = sample_rate(train_args)
-        self.encoder = StreamingEncoder(model.encoder, chunk_size, ctc=model.ctc)
+        self.encoder = StreamingEncoder(model.encoder, trained_chunk_size(model.encoder, chunk_size), ctc=model.ctc)
         self.stft = IncrementalStft(stft.n_fft, stft.hop_length)
         self.ctc = GreedyCtc(_blank_id(train_args.token_list))
         self.reset()

@@ -38,6 +38,7 @@ def every_system():
     return {system: run_worker(_spec(system)) for system in SYSTEMS}
 
 
+@pytest.mark.slow  # the shared --quick run: four worker processes
 def test_quick_run_writes_a_complete_row_per_pair(quick_run):
     out, stdout = quick_run
     with (out / "results.csv").open() as f:
@@ -57,6 +58,7 @@ def test_quick_run_writes_a_complete_row_per_pair(quick_run):
     assert "[1/2] conformer_selfattn 1 s: train" in stdout and "[2/2]" in stdout  # a line per measurement
 
 
+@pytest.mark.slow
 def test_quick_run_writes_table_plot_and_environment(quick_run):
     out, _ = quick_run
     table = (out / "results.md").read_text()

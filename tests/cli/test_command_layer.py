@@ -66,16 +66,37 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
      "error: --output_dir {tmp}/subs: {tmp}/a/x.wav and {tmp}/b/x.wav would both be written to x.wav.srt; nothing was run"),
     (["--output", "{tmp}", "{tmp}/a/x.wav"], "error: --output {tmp}: a folder; give a file name"),
     (["--output", "{tmp}/hyp", "--list", "{tmp}/dup.scp"],
-     "error: --output {tmp}/hyp: the keys: {tmp}/dup.scp:1: {tmp}/a/x.wav and {tmp}/dup.scp:2: {tmp}/b/x.wav "
-     "would both be written to u1; nothing was run"),
+     "transcribe: error: {tmp}/dup.scp:2: {tmp}/b/x.wav: its key 'u1' is also that of {tmp}/dup.scp:1: {tmp}/a/x.wav: "
+     "give each input its own key; nothing was run"),
+    (["--output", "{tmp}/dup2.scp", "--list", "{tmp}/dup2.scp"],
+     "error: --output {tmp}/dup2.scp: is --list ({tmp}/dup2.scp); writing it would destroy it"),
+    (["--output", "{tmp}/a/x.wav", "{tmp}/a/x.wav"],
+     "error: --output {tmp}/a/x.wav: is an input ({tmp}/a/x.wav); writing it would destroy it"),
+    (["--output", "{tmp}/hyp", "--list", "{tmp}/latin1.scp"],
+     "transcribe: error: --list {tmp}/latin1.scp:2: not UTF-8 text (invalid continuation byte): expected '<path>' "
+     "or '<key> <path>' lines"),
+    (["--max_subtitle_chars", "0", "{tmp}/a/x.wav"], "transcribe: error: --max_subtitle_chars 0: must be at least 1"),
+    (["--subtitle_pause", "-1", "{tmp}/a/x.wav"], "transcribe: error: --subtitle_pause -1.0: must be a finite number, "
+                                                  "0 or more"),
+    (["--max_segment_seconds", "inf", "{tmp}/a/x.wav"], "transcribe: error: --max_segment_seconds inf: must be more "
+                                                        "than 2 seconds, at most an hour"),
 ])
 def test_transcribe_refuses_outputs_before_loading_the_model(argv, message, tmp_path, capsys):
     """The model does not even exist: the outputs are refused first, in one line."""
     from espnet_summarymixing.transcribe import main
 
     (tmp_path / "dup.scp").write_text(f"u1 {tmp_path}/a/x.wav\nu1 {tmp_path}/b/x.wav\n")
-    status = main(["--model", str(tmp_path / "missing.zip"), *(a.format(tmp=tmp_path) for a in argv)])
-    assert status == 2 and capsys.readouterr().err.splitlines() == [message.format(tmp=tmp_path)]
+    (tmp_path / "dup2.scp").write_text(f"u1 {tmp_path}/a/x.wav\n")
+    (tmp_path / "latin1.scp").write_bytes(f"u1 {tmp_path}/a/x.wav\nu2 caf\xe9.wav\n".encode("latin-1"))
+    try:
+        status = main(["--model", str(tmp_path / "missing.zip"), *(a.format(tmp=tmp_path) for a in argv)])
+    except SystemExit as exit:  # argparse's usage error: a usage line, then the message
+        status = exit.code
+    *usage, last = capsys.readouterr().err.splitlines()
+    message = message.format(tmp=tmp_path)  # argparse's start with the program's name, "<prog>: error: ..."
+    assert status == 2 and last[last.index("error: "):] == message[message.index("error: "):]
+    assert all(line.startswith(("usage:", " ")) for line in usage), usage  # argparse's usage lines only
+    assert (tmp_path / "dup2.scp").read_text().startswith("u1")  # never truncated
 
 
 @pytest.mark.parametrize("command, old, new, value, expected", [

@@ -16,7 +16,7 @@ from recipe_tools import ROOT
 
 AN4 = ROOT.parent / "shared" / "data" / "an4"
 LOCAL = ROOT / "egs2" / "an4" / "asr1" / "local"
-pytestmark = pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason="needs ../shared/data/an4")
+pytestmark = pytest.mark.needs_data("an4", "etc")  # conftest: skipped with the reason, failed in CI
 
 SPEAKERS = ("fcaw", "fjlp")
 
@@ -387,6 +387,7 @@ def test_doctests():
         assert attempted and not failed, module.__name__
 
 
+@pytest.mark.slow  # six decodings, each a transcribe process, twice (and the trained model)
 def test_longform_script_decodes_scores_and_resumes(talkative_model, tmp_path):
     """local/longform.sh on two speakers' recordings with a tiny model: every decoding scored and summed
     up in longform.md; a second run redoes nothing."""

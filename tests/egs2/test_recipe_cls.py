@@ -168,6 +168,11 @@ def test_results_md_has_the_summary_per_class_tables_and_confusion_plots(tmp_pat
                   "![confusion matrix of test](cls_a/inference_valid.acc.best/test/scoring/confusion.png)",
                   "training time: 2m 05s", "|6|training|125|", "- command: `./cls.sh --cls_tag cls_a`"):
         assert words in text, words
+    rows = json.loads((tmp_path / "RESULTS.json").read_text())  # the same scores for programs
+    assert [(r["experiment"], r["metric"], r["value"], r["clips"]) for r in rows if r["set"] == "test"] == [
+        ("cls_a", "accuracy", 50.0, 6), ("cls_a", "macro_f1", rows[1]["value"], 6), ("cls_b", "accuracy", 100.0, 6),
+        ("cls_b", "macro_f1", 100.0, 6)]
+    assert rows[0]["training_seconds"] == 125.0
     # a RESULTS.md beside a recipe links copies of the plots (exp/ is not kept)
     proc = script("cls_results.py", "--exp_dir", a, "--out", tmp_path / "recipe" / "RESULTS.md",
                   "--images", tmp_path / "recipe" / "results")

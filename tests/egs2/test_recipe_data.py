@@ -190,7 +190,7 @@ def test_unreadable_file_keeps_formatted_and_rerun_skips(tmp_path, capsys):
     assert lines(out / "utt2num_samples") == ["s-a 1600", "s-b 1600"]
 
 
-@pytest.mark.skipif(not (AN4 / "wav" / "an4_clstk").is_dir(), reason="AN4 not available")
+@pytest.mark.needs_data("an4", "wav", "an4_clstk")
 def test_real_an4_flac(tmp_path):
     audio = AN4 / "wav" / "an4_clstk" / "fash" / "an251-fash-b.flac"
     src = make_dir(tmp_path / "src", {"fash-an251-b": (audio, "YES", "fash")})

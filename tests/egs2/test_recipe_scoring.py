@@ -269,6 +269,14 @@ def test_collect_results_sections(fake_exp, tmp_path):
     ter = lines.index("### TER")
     assert ter > cer > wer
     assert lines[ter + 4] == "|decode_other/test|130|900|95.0|2.5|1.2|1.2|5.0|10.0|"
+    # the same scores for programs, beside it
+    rows = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert len(rows) == 5 and {r["metric"] for r in rows} == {"wer", "cer", "ter"}
+    (test_wer,) = [r for r in rows if (r["decoding"], r["set"], r["metric"]) ==
+                   ("decode_asr_model_valid.acc.ave", "test", "wer")]
+    assert test_wer["experiment"] == "asr_train_sm" and test_wer["value"] == 8.94
+    assert (test_wer["sentences"], test_wer["words"], test_wer["parameters"]) == (130, 773, 1002201)
+    assert test_wer["training_seconds"] == 3723.4 and test_wer["date"] and "commit" in test_wer
     # deterministic apart from the date line
     again = tmp_path / "again.md"
     collect.main(["--exp_dir", str(fake_exp), "--out", str(again), "--command", "./run.sh"])

@@ -17,6 +17,7 @@ def _compiled(name):
     return encoder, torch.compile(encoder, fullgraph=True, dynamic=True)
 
 
+@pytest.mark.slow  # inductor compiles forward + backward once per batch: a minute or more on a cold cache
 def test_conformer_compiles_for_training_with_equal_gradients():
     from torch._dynamo.utils import counters
 
@@ -24,7 +25,7 @@ def test_conformer_compiles_for_training_with_equal_gradients():
     encoder, compiled = _compiled("conformer")
     encoder.train()
     graphs = []
-    for lengths in ([50, 33], [71, 71, 20], [64, 40, 25, 10]):
+    for lengths in ([50, 33], [64, 40, 25, 10]):  # a new batch size and a new length
         x, ilens = batch(lengths)
         compiled(x, ilens)[0].pow(2).mean().backward()
         got = [p.grad.clone() for p in encoder.parameters()]
@@ -42,6 +43,7 @@ def test_conformer_compiles_for_training_with_equal_gradients():
     assert graphs[0] == 1 and graphs[-1] <= len(graphs), graphs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["conformer", "branchformer", "e_branchformer"])
 def test_encoders_compile_for_inference(name):
     from torch._dynamo.utils import counters
@@ -59,6 +61,7 @@ def test_encoders_compile_for_inference(name):
     assert counters["stats"]["unique_graphs"] == 1  # one graph for every batch size and length
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["conformer", "branchformer", "e_branchformer"])
 def test_compiled_blocks_train_with_one_graph_for_every_length(name):
     from torch._dynamo.utils import counters
@@ -93,6 +96,7 @@ def test_compiled_blocks_refuse_stochastic_depth():
         tiny("conformer", compile_blocks=True, stochastic_depth_rate=0.1)
 
 
+@pytest.mark.slow
 def test_espnet_trains_with_compiled_blocks_and_saves_plain_weights(train_model):
     # compile_blocks through ESPnet's own trainer (espnet2.bin.asr_train, 2 epochs): the checkpoint holds
     # the same parameter names as an eager model (no "_orig_mod." prefix) and loads strictly into one.

@@ -162,3 +162,130 @@ def test_audio_errors_name_the_file_and_the_reason(tmp_path):
     (tmp_path / "text.wav").write_text("not audio")
     with pytest.raises(ValueError, match="not an audio file libsndfile can read"):
         load_audio(str(tmp_path / "text.wav"), 16000)
+
+
+# ----------------------------------------------------------------------------- round 2 (issue 26)
+
+
+def _fixture_members():
+    with zipfile.ZipFile(FIXTURE) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def test_an_archive_over_the_size_limits_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from espnet_summarymixing.loading.archive import Limits
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("meta.yaml", "files: {asr_model_file: zeros.bin}\nyaml_files: {}\n")
+        zf.writestr("zeros.bin", b"\0" * (80 << 20))  # 80 MB of zeros: ~80 kB packed
+    with pytest.raises(UnsafeArchiveError, match=r"would unpack to \d+ times its size .* compression bomb"):
+        safe_extract(bomb, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.bin"))
+    with pytest.raises(UnsafeArchiveError, match=r"more than the limit of 0.01 GB \(set ESPNET_SUMMARYMIXING"):
+        safe_extract(bomb, tmp_path / "out", bound=Limits(int(0.01 * (1 << 30)), 1e9))
+    # the command-level path: the model cache stays clean, and the limit can be raised
+    monkeypatch.setenv("ESPNET_SUMMARYMIXING_MAX_UNPACK_RATIO", "100000")
+    monkeypatch.setenv("ESPNET_SUMMARYMIXING_MAX_UNPACK_GB", "0.05")
+    with pytest.raises(ValueError, match="more than the limit of 0.05 GB"):
+        resolve_model(str(bomb), str(tmp_path / "cache"))
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    monkeypatch.setenv("ESPNET_SUMMARYMIXING_MAX_UNPACK_GB", "nan")
+    with pytest.raises(ValueError, match="expected a positive number"):
+        safe_extract(bomb, tmp_path / "out")
+
+
+def test_members_a_model_does_not_use_are_not_unpacked(tmp_path):
+    members = _fixture_members()
+    members["exp/asr_train/junk.bin"] = b"x" * 1000  # named nowhere
+    members["exp/asr_train/decode_asr.yaml"] = "beam_size: 3\nctc_weight: 0.6\n"
+    archive = _zip(tmp_path / "m.zip", members)
+    from espnet_summarymixing.loading.models import decode_config_of, locate_model
+
+    located = locate_model(str(archive), str(tmp_path / "cache"))
+    assert not (located.root / "exp/asr_train/junk.bin").exists()
+    assert (located.root / "exp/asr_train/model.pth").is_file()  # named by meta.yaml
+    assert decode_config_of(located) == {"beam_size": 3, "ctc_weight": 0.6}
+
+
+def test_yaml_aliases_in_a_packed_config_are_refused(tmp_path):
+    members = _fixture_members()
+    meta = yaml.safe_load(members["meta.yaml"])
+    config_name = meta["yaml_files"]["asr_train_config"]
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcd", "bcde"))
+    members[config_name] = members[config_name] + ("\n" + bomb).encode()
+    archive = _zip(tmp_path / "m.zip", members)
+    with pytest.raises(ValueError, match=r"config.yaml is not valid YAML \(an alias \(\*a\): refused"):
+        resolve_model(str(archive), str(tmp_path / "cache"))
+    assert not [p for p in (tmp_path / "cache").rglob("*.yaml") if p.stat().st_size > 1 << 20]
+
+
+@pytest.mark.parametrize("text, message", [("encoder: !!python/object:os.system x\n", "not valid YAML"),
+                                           ("encoder: [unclosed\n", "not valid YAML"),
+                                           ("- a list\n", "not a mapping")])
+def test_a_broken_packed_config_is_one_clear_message(tmp_path, text, message):
+    members = _fixture_members()
+    members[yaml.safe_load(members["meta.yaml"])["yaml_files"]["asr_train_config"]] = text
+    with pytest.raises(ValueError, match=message):
+        resolve_model(str(_zip(tmp_path / "m.zip", members)), str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("value", ["/etc/hostname", "../../outside.txt"])
+def test_a_packed_config_naming_a_file_outside_the_model_is_refused(tmp_path, value):
+    (tmp_path / "outside.txt").write_text("secret\n")
+    members = _fixture_members()
+    name = yaml.safe_load(members["meta.yaml"])["yaml_files"]["asr_train_config"]
+    config = yaml.safe_load(members[name])
+    config["token_list"] = value
+    members[name] = yaml.safe_dump(config)
+    with pytest.raises(ValueError, match=rf"config.yaml token_list: '{value}' points outside the model folder"):
+        resolve_model(str(_zip(tmp_path / "m.zip", members)), str(tmp_path / "cache" / "deep"))
+
+
+def test_an_interrupted_unpacking_leaves_nothing_and_stale_staging_is_removed(tmp_path):
+    import os
+    import signal
+    import time
+
+    cache = tmp_path / "cache"
+    stale = cache / ".unpacking-old"
+    stale.mkdir(parents=True)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = cache / ".unpacking-now"  # an unpacking running now in another process: left alone
+    fresh.mkdir()
+    big = tmp_path / "big.tar"
+    with tarfile.open(big, "w") as tf:
+        tf.addfile(tarfile.TarInfo("meta.yaml"), io.BytesIO(b""))
+        for i in range(40):
+            info = tarfile.TarInfo(f"f{i}.txt")
+            info.size = 4 << 20
+            tf.addfile(info, io.BytesIO(b"y" * info.size))
+    code = ("import sys; from espnet_summarymixing.loading.models import resolve_model\n"
+            "resolve_model(sys.argv[1], sys.argv[2])")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(big), str(cache)])
+    deadline = time.time() + 120
+    while time.time() < deadline and not [p for p in cache.glob(".unpacking-*/f*.txt")]:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert [p.name for p in cache.glob(".unpacking-*")] == [".unpacking-now"]
+    assert not stale.exists()
+
+
+def test_non_finite_audio_and_a_fifo_are_reported_per_file(tmp_path):
+    import os
+
+    import numpy as np
+    import soundfile
+
+    from espnet_summarymixing.loading.audio import read_samples
+
+    wave = np.zeros(1600, dtype=np.float32)
+    wave[100] = np.nan
+    soundfile.write(tmp_path / "nan.wav", wave, 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"nan.wav: 1 of its 1600 samples are NaN or infinite"):
+        read_samples(str(tmp_path / "nan.wav"))
+    os.mkfifo(tmp_path / "pipe")  # reading it would block forever
+    with pytest.raises(ValueError, match="pipe: not a regular file"):
+        read_samples(str(tmp_path / "pipe"))

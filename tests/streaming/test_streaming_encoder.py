@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from conftest import tiny
+from conftest import sampled, tiny
 from espnet_summarymixing.layers import masked as _masked
 from espnet_summarymixing.streaming.encoder import StreamingEncoder
 
@@ -24,16 +24,22 @@ def _stream(enc, x, chunk, seed=0):
     return torch.cat(outs, dim=1), stream
 
 
-@pytest.mark.parametrize("name, extra", [
+BRANCH_EXTRAS = [
     ("branchformer", dict(merge_method="concat")),
     ("branchformer", dict(merge_method="fixed_ave", use_linear_after_conv=True)),
     ("branchformer", dict(use_attn=False)),
     ("e_branchformer", dict(use_ffn=True, macaron_ffn=True, merge_conv_kernel=5)),
     ("e_branchformer", dict(interctc_layer_idx=[1], interctc_use_conditioning=True, num_blocks=3)),
-])
-@pytest.mark.parametrize("chunk", [1, 3])
-@pytest.mark.parametrize("conv", CONV_CONTEXTS)
-def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk, conv):
+]
+# (conv_context, chunk, index in BRANCH_EXTRAS): all 20 in the full suite, each variant once in the quick tier
+BRANCH_CASES = [(conv, chunk, i) for i in range(len(BRANCH_EXTRAS)) for chunk in (1, 3) for conv in CONV_CONTEXTS]
+BRANCH_QUICK = [("chunk", 1, 0), ("causal", 3, 1), ("chunk", 3, 2), ("causal", 1, 3), ("chunk", 3, 4)]
+
+
+@pytest.mark.parametrize("conv, chunk, variant", sampled(
+    BRANCH_CASES, BRANCH_QUICK, ids=lambda case: f"{case[0]}-{case[1]}-{BRANCH_EXTRAS[case[2]][0]}-extra{case[2]}"))
+def test_streaming_branchformers_equal_chunked_forward(variant, chunk, conv):
+    name, extra = BRANCH_EXTRAS[variant]
     from espnet2.asr.ctc import CTC
 
     enc = tiny(name, conv_context=conv, decode_chunk_size=chunk, pos_enc_layer_type="abs_pos", **extra).eval()
@@ -54,11 +60,18 @@ def test_streaming_branchformers_equal_chunked_forward(name, extra, chunk, conv)
     torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("input_layer, pos", [("conv2d", "abs_pos"), ("conv2d6", "scaled_abs_pos"),
-                                              ("conv1d2", "none"), ("linear", "abs_pos")])
-@pytest.mark.parametrize("mode", ["mixing", "lite", "fast"])
-@pytest.mark.parametrize("chunk", [1, 4])
-@pytest.mark.parametrize("conv", CONV_CONTEXTS)
+# (conv_context, decode_chunk_size, summary_mode, input_layer, pos_enc_layer_type): all 48 in the full
+# suite; the quick tier runs six that take every value and every mode with both contexts.
+STREAM_CASES = [(conv, chunk, mode, layer, pos) for layer, pos in [("conv2d", "abs_pos"), ("conv2d6", "scaled_abs_pos"),
+                                                                  ("conv1d2", "none"), ("linear", "abs_pos")]
+                for mode in ("mixing", "lite", "fast") for chunk in (1, 4) for conv in CONV_CONTEXTS]
+STREAM_QUICK = [("causal", 1, "mixing", "conv2d", "abs_pos"), ("chunk", 4, "mixing", "linear", "abs_pos"),
+                ("chunk", 1, "lite", "conv2d6", "scaled_abs_pos"), ("causal", 4, "lite", "conv1d2", "none"),
+                ("causal", 4, "fast", "linear", "abs_pos"), ("chunk", 4, "fast", "conv2d", "abs_pos")]
+
+
+@pytest.mark.parametrize("conv, chunk, mode, input_layer, pos",
+                         sampled(STREAM_CASES, STREAM_QUICK, ids=lambda case: "-".join(map(str, case))))
 def test_streaming_equals_chunked_forward(input_layer, pos, mode, chunk, conv):
     enc = tiny("conformer", num_blocks=3, macaron_style=True, conv_context=conv, decode_chunk_size=chunk,
                input_layer=input_layer, pos_enc_layer_type=pos, summary_mode=mode, cnn_module_kernel=5).eval()
@@ -95,6 +108,7 @@ def test_full_context_is_not_chunk_causal():
         assert not torch.allclose(enc(x, torch.tensor([120]))[0][:, :3], y[:, :3])
 
 
+@pytest.mark.slow  # 1,000 chunks one by one: ~15 s each
 @pytest.mark.parametrize("conv", CONV_CONTEXTS)
 def test_thousand_chunks_without_drift_or_growth(conv):
     enc = tiny("conformer", num_blocks=2, conv_context=conv, decode_chunk_size=1, cnn_module_kernel=3).eval()

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from espnet_summarymixing.loading.archive import safe_extract
+from espnet_summarymixing.loading.archive import MAX_RATIO, Limits, safe_extract
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60.0  # of one connect or one read, not of the whole download
@@ -190,6 +190,11 @@ def fetch(url: str, dest: Path, retries: int = 3, timeout: float = None) -> None
     log(f"downloaded {dest}: {size / MB:.1f} MB in {seconds:.1f} s ({size / MB / max(seconds, 1e-3):.1f} MB/s)")
 
 
+# A corpus is bigger than any model (LibriSpeech's train-other-500 unpacks to 30 GB): its total is
+# bounded by the disk, the size ratio still guards against compression bombs.
+CORPUS_LIMITS = Limits(max_bytes=1 << 42, max_ratio=MAX_RATIO)
+
+
 def extract(archive: Path, outdir: Path) -> bool:
     """Unpack a tar or zip archive into ``outdir`` unless its marker says it was; True if it extracted."""
     archive, outdir = Path(archive), Path(outdir)
@@ -201,7 +206,7 @@ def extract(archive: Path, outdir: Path) -> bool:
     outdir = outdir.resolve()
     log(f"extracting {archive} into {outdir}")
     try:  # the package's checks, shared with the model archives: nothing lands outside outdir
-        safe_extract(archive, outdir)
+        safe_extract(archive, outdir, bound=CORPUS_LIMITS)
     except ValueError as err:
         raise DownloadError(str(err)) from None
     marker.touch()
