@@ -66,7 +66,7 @@ class Transcriber:
     decoded with), else ESPnet's defaults. ``decoding="auto"``: ESPnet's joint CTC/attention beam
     search (``Speech2Text``, as the recipe decodes) where the model has an attention decoder, the CTC
     weight is below 1, and neither timings nor an LM are asked for; CTC prefix beam search
-    otherwise. ``joint`` decoding works on pieces of at most ``max_segment_seconds`` and gives text
+    otherwise (and for files longer than ``max_segment_seconds``). ``joint`` decoding works on pieces of at most ``max_segment_seconds`` and gives text
     without timings. ``mode="auto"``: a file of at most ``max_segment_seconds`` is decoded whole,
     a longer one in pieces cut at its pauses. Raises
     :class:`~espnet_summarymixing.cli.loop.CommandError` for a model that cannot be loaded or is not
@@ -92,15 +92,16 @@ class Transcriber:
         self.settings = {**DECODE_DEFAULTS, **packed, **{k: v for k, v in given.items() if v is not None}}
         self.settings_from = {k: ("option" if given.get(k) is not None else "packed decode config" if k in packed
                                   else "default") for k in self.settings}
-        if decoding == "auto":
+        lm_given = bool(lm_train_config or lm_file)
+        if decoding == "auto":  # joint for short files where the recipe would decode so, else CTC beam
             attention = str(source.config.get("decoder") or "none") != "none"
-            joint = attention and self.settings["ctc_weight"] < 1.0 and not timestamps and not (lm_train_config or
-                                                                                                  lm_file)
-            decoding = "joint" if joint else "beam"
+            joint = attention and self.settings["ctc_weight"] < 1.0 and not timestamps and not lm_given
+            self.joint_seconds = max_segment_seconds if joint else 0.0
+        else:
+            self.joint_seconds = float("inf") if decoding == "joint" else 0.0
         self.decoding = decoding
-        loaded = model_for(source, KINDS, cachedir, device, build=decoding != "joint")
-        self.mode = mode
-        if decoding == "joint":
+        ctc_decoding = "greedy" if decoding == "greedy" else "beam"
+        if self.joint_seconds:
             from espnet2.bin.asr_inference import Speech2Text
 
             options = {k: self.settings[k] for k in ("beam_size", "ctc_weight", "penalty", "maxlenratio",
@@ -111,19 +112,23 @@ class Transcriber:
                 load_state(self.speech2text.asr_model, source.model_file, device)  # refuses code-running pickles
             except (OSError, ValueError, RuntimeError) as err:
                 raise CommandError(f"cannot load the model: {err}") from None
-            self.rate = sample_rate(self.speech2text.asr_train_args)
+            asr_model, args = self.speech2text.asr_model, self.speech2text.asr_train_args
+        else:
+            loaded = model_for(source, KINDS, cachedir, device)
+            asr_model, args = loaded.model, loaded.train_args
+        self.rate = sample_rate(args)
+        self.recognizer = None
+        if self.joint_seconds == float("inf"):
             return
-        asr_model, args = loaded.model, loaded.train_args
         lm = None
-        if lm_train_config or lm_file:
+        if lm_given:
             try:
                 lm = _espnet_lm(lm_train_config, lm_file, args.token_list, device)
             except (OSError, ValueError, RuntimeError) as err:
                 raise CommandError(f"cannot load the LM: {err}") from None
-        self.rate = sample_rate(args)
         try:
             self.recognizer = LongFormRecognizer(
-                asr_model, args, self.rate, mode=mode, decoding=decoding, beam_size=self.settings["beam_size"],
+                asr_model, args, self.rate, mode=mode, decoding=ctc_decoding, beam_size=self.settings["beam_size"],
                 lm=lm, lm_weight=self.settings["lm_weight"], segment_seconds=max_segment_seconds,
                 segment_pause_seconds=segment_pause_seconds, summary_window_seconds=summary_window_seconds,
                 summary_pause_seconds=summary_pause_seconds, word_pause_seconds=word_pause_seconds,
@@ -132,22 +137,29 @@ class Transcriber:
         except ValueError as err:
             raise CommandError(str(err)) from None
 
+    def _settings(self, keys) -> str:
+        return ", ".join(f"{k} {self.settings[k]:g} ({self.settings_from[k]})" for k in keys)
+
     def describe(self) -> str:
         """The decoding and its settings, each with where it came from (``--verbose``)."""
-        shown = {"joint": ("beam_size", "ctc_weight", "penalty", "maxlenratio", "minlenratio"),
-                 "beam": ("beam_size", "lm_weight"), "greedy": ()}[self.decoding]
-        what = {"joint": "joint CTC/attention beam search (ESPnet's Speech2Text)", "beam": "CTC prefix beam search",
-                "greedy": "greedy CTC"}[self.decoding]
-        settings = ", ".join(f"{k} {self.settings[k]:g} ({self.settings_from[k]})" for k in shown)
-        return f"decoding: {what}" + (f"; {settings}" if settings else "")
+        joint = ("joint CTC/attention beam search (ESPnet's Speech2Text; "
+                 + self._settings(("beam_size", "ctc_weight", "penalty", "maxlenratio", "minlenratio")) + ")")
+        ctc = ("greedy CTC" if self.decoding == "greedy"
+               else "CTC prefix beam search (" + self._settings(("beam_size", "lm_weight")) + ")")
+        if self.joint_seconds == float("inf"):
+            return f"decoding: {joint}"
+        if self.joint_seconds:
+            return f"decoding: files of at most {self.joint_seconds:g} s by {joint}; longer ones by {ctc}"
+        return f"decoding: {ctc}"
 
     def mode_for(self, samples: int) -> str:
         """How a file of ``samples`` samples is decoded, in words (``--verbose``)."""
-        if self.decoding == "joint":
+        if samples <= self.joint_seconds * self.rate:
             pieces = samples > self.max_segment_seconds * self.rate
-            return "in pieces cut at quiet moments" if pieces else "whole"
+            return "joint CTC/attention, " + ("in pieces cut at quiet moments" if pieces else "whole")
+        kind = "greedy CTC" if self.decoding == "greedy" else "CTC prefix beam search"
         mode = self.recognizer.mode_for(samples)
-        return "whole (one pass)" if mode == "one_pass" else "in pieces cut at its pauses (segmented)"
+        return f"{kind}, " + ("whole (one pass)" if mode == "one_pass" else "in pieces cut at its pauses (segmented)")
 
     def __call__(self, path: str, notes: Optional[List[str]] = None):
         """The transcript of one file; what was wrong with it but could be read is appended to
@@ -167,7 +179,7 @@ class Transcriber:
                 print(f"{path}: note: {note}", file=sys.stderr)
         else:
             notes.extend(found)
-        if self.decoding != "joint":
+        if wave.numel() > self.joint_seconds * self.rate:
             return self.recognizer(wave)
         texts = []
         for start, end in quiet_cuts(wave, self.rate, self.max_segment_seconds):
@@ -320,9 +332,7 @@ def _transcribe(p: argparse.ArgumentParser, args) -> int:
         )
         transcriber.verbose = args.verbose
         if args.verbose:
-            print(f"transcribe: {transcriber.describe()}; files of at most {args.max_segment_seconds:g} s are "
-                  "decoded whole" + (", longer ones in pieces" if args.mode == "auto" else f" (--mode {args.mode})"),
-                  file=sys.stderr, flush=True)
+            print(f"transcribe: {transcriber.describe()}", file=sys.stderr, flush=True)
 
         def work(entry: Entry):
             notes: List[str] = []

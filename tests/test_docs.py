@@ -166,3 +166,59 @@ def test_the_checks_can_fail(tmp_path):
     assert [b.split(":")[0] for b in broken_links(page)] == ["missing.md", "#nowhere"]
     shown = shown_commands(page)
     assert shown[0][1] == "" and shown[1][2] == ["--model", "--no_such_flag"]
+
+
+# ----------------------------------------------------------------------------- the results table
+
+
+def _section_errors(results_md: Path) -> dict:
+    """{experiment section: {(metric, decoding/dataset): Err}} of the tables collect_results.py generated
+    in a recipe's RESULTS.md."""
+    found, section, metric = {}, None, None
+    for line in results_md.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif line.startswith("### "):
+            metric = line[4:].strip().lower()
+        elif section and line.startswith("|decode") and line.count("|") == 10:
+            cells = line.strip("|").split("|")
+            found.setdefault(section, {})[(metric, cells[0])] = float(cells[7])
+    return found
+
+
+def _readme_rows() -> dict:
+    """{(corpus, encoder): cells} of the README's results table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("## Results"):].split("\n## ", 1)[0]
+    return {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")]
+            for line in table.splitlines() if line.startswith("| AN4") or line.startswith("| FSDD")}
+
+
+AN4_ROWS = {  # README row -> the experiment of egs2/an4/asr1/RESULTS.md it reports
+    "SummaryMixing Conformer": "asr_train_asr_summarymixing_raw_en_char_sp",
+    "ESPnet Conformer (rel-pos self-attention)": "asr_train_asr_conformer_e6_size144_mlp576_heads4_k15_raw_en_char_sp",
+    "SummaryMixing Conformer, streaming, decoded offline":
+        "asr_train_asr_summarymixing_conformer_e6_size144_mlp576_k15_chunk1-16_streaming",
+}
+
+
+def test_the_readme_results_are_the_recipes_results():
+    """Every AN4 figure of the README's results table is the test WER / CER of the recipe's RESULTS.md
+    (the tables collect_results.py wrote there), and every FSDD one the summary of the FSDD RESULTS.md."""
+    rows = _readme_rows()
+    errors = _section_errors(ROOT / "egs2" / "an4" / "asr1" / "RESULTS.md")
+    decode = "decode_asr_asr_model_valid.acc.ave/test"
+    for encoder, section in AN4_ROWS.items():
+        shown = rows[("AN4", encoder)][-1].strip("*")
+        assert shown == f"{errors[section][('wer', decode)]:.1f} / {errors[section][('cer', decode)]:.1f}", encoder
+    assert len([key for key in rows if key[0] == "AN4"]) == len(AN4_ROWS)
+    summary = {}
+    for line in (ROOT / "egs2" / "fsdd" / "cls1" / "RESULTS.md").read_text(encoding="utf-8").splitlines():
+        cells = line.strip("|").split("|")
+        if line.startswith("|cls_train") and cells[1] == "test":
+            summary[cells[0]] = f"{float(cells[2]):.1f} / {float(cells[3]):.1f}"
+    for (corpus, encoder), cells in rows.items():
+        if corpus == "FSDD":
+            stem = "cls_train_cls_summarymixing" if encoder.startswith("SummaryMixing") else \
+                "cls_train_cls_conformer_e4_size144_mlp576_heads4_k15"
+            assert cells[-1] == f"{summary[stem + '_sp']}, {summary[stem + '_seed1_sp']}", encoder

@@ -1,5 +1,6 @@
-"""Whole recordings of ``--long_seconds`` transcribed in one pass (front end, encoder, CTC over a
-``--vocabulary``-token output, greedy decoding; :mod:`espnet_summarymixing.longform`) by ours and
+"""Whole recordings of ``--long_seconds`` transcribed in one pass (front end, global-MVN normalisation,
+encoder, CTC over a ``--vocabulary``-token output, greedy decoding: a recipe's model without its
+attention decoder; :mod:`espnet_summarymixing.longform`) by ours and
 ESPnet's self-attention Conformer of equal size: peak resident memory of the process and real-time
 factor, each (system, length) in its own process under ``--memory_limit_gb``.
 """

@@ -11,7 +11,7 @@ with an optional LM) and the words timed by CTC segmentation (:mod:`.align`).
 """
 
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -147,8 +147,8 @@ class LongFormRecognizer:
         if self.mode_for(wave.numel()) == "one_pass":
             return [(0, wave.numel())]
         bounds = [0]
-        if self.segment_pause_frames:
-            first = self.decode(self._encode_pieces(wave, [(0, wave.numel())])[0])
+        if self.segment_pause_frames:  # the pauses of a greedy pass: linear in the length, whatever decoding
+            first = greedy(self.log_probs(self._encode_pieces(wave, [(0, wave.numel())])[0]), self.blank)
             step = int(round(self.frame_seconds * self.rate))
             bounds += [frame * step for frame in pause_cuts(first.frames, self.segment_pause_frames)]
         bounds.append(wave.numel())
@@ -203,17 +203,28 @@ class LongFormRecognizer:
         for start in range(0, enc.size(0), block):
             yield self.model.ctc.log_softmax(enc[None, start:start + block])[0].float().cpu()
 
-    def decode(self, enc: torch.Tensor) -> Hypothesis:
-        """The CTC hypothesis of encoder frames (greedy or prefix beam search)."""
+    def decode(self, enc: torch.Tensor, breaks: Sequence[int] = ()) -> Hypothesis:
+        """The CTC hypothesis of encoder frames (greedy or prefix beam search); with ``breaks`` (the frames
+        where a separately encoded piece starts), each piece decoded alone and the hypotheses joined: a
+        beam search's prefixes then never grow beyond one piece's tokens (its cost per frame grows with
+        their length), so a recording of any length costs time linear in its pieces."""
         if self.decoding == "greedy":
             return greedy(self.log_probs(enc), self.blank)
-        return prefix_beam_search(self.log_probs(enc), self.beam_size, self.blank, self.lm, self.lm_weight)
+        bounds = [0, *breaks, enc.size(0)]
+        joined = Hypothesis()
+        for start, end in zip(bounds, bounds[1:]):
+            hyp = prefix_beam_search(self.log_probs(enc[start:end]), self.beam_size, self.blank, self.lm,
+                                     self.lm_weight)
+            joined.tokens += hyp.tokens
+            joined.frames += [start + frame for frame in hyp.frames]
+            joined.score += hyp.score
+        return joined
 
     @torch.no_grad()
     def __call__(self, wave: torch.Tensor) -> Transcript:
         duration = wave.numel() / self.rate
         enc, breaks = self._encode_pieces(wave, self.cuts(wave))
-        hyp = self.decode(enc)
+        hyp = self.decode(enc, breaks)
         if self.summary_pause_frames and self.mode_for(wave.numel()) == "one_pass":
             starts = pause_cuts(hyp.frames, self.summary_pause_frames)
             if starts:

@@ -3,6 +3,7 @@ still work and warn, one "too short" rule, and no torch at import."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +125,27 @@ def test_one_too_short_rule():
     assert too_short(TooShortError("the audio is too short: 100 samples"))
     assert too_short(TooShortUttError("has 3 frames and is too short for subsampling"))
     assert not too_short(ValueError("a.wav: not an audio file libsndfile can read"))
+    # torch's STFT on fewer samples than half its window (a clip of 1-256 samples)
+    assert too_short(RuntimeError("Argument #4: Padding size should be less than the corresponding input dimension, "
+                                  "but got: padding (256, 256) at dimension 1 of input [1, 100]"))
+
+
+@pytest.mark.parametrize("command, argv, message", [
+    ("export", ["--tolerance", "nan"], "--tolerance nan: must be a positive finite number"),
+    ("export", ["--chunk_size", "4"], "--chunk_size 4 is for the streaming graph: add --streaming"),
+    ("onnx_transcribe", ["--threads", "3000000000", "a.wav"], "--threads 3000000000: must be from 1 to 1024"),
+    ("onnx_transcribe", ["--block_seconds", "inf", "a.wav"], "--block_seconds inf: must be positive, at most an hour"),
+    ("upload", ["--repo", "../x"], "--repo ../x: expected a Hugging Face id, user/name"),
+    ("upload", ["--repo", "me/a..b"], "--repo me/a..b: expected a Hugging Face id"),
+])
+def test_values_are_checked_before_anything_is_loaded(command, argv, message, tmp_path, capsys):
+    import importlib
+
+    defaults = {"export": ["--output_dir", str(tmp_path / "o")], "onnx_transcribe": [], "upload": []}
+    with pytest.raises(SystemExit) as exit:
+        importlib.import_module(f"espnet_summarymixing.{command}").main(
+            ["--model", str(tmp_path / "missing"), *defaults[command], *argv])
+    assert exit.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_the_command_layer_and_the_onnx_command_import_no_torch():
@@ -141,3 +163,39 @@ def test_nltk_downloads_are_quiet_in_a_command_but_nltk_still_answers():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False" and "nltk_data" not in proc.stderr
+
+
+def test_transcribe_decodes_as_the_packed_decode_config_says_and_short_files_whole(tmp_path, capsys):
+    """The recipe's decoding settings travel in the zip (pack --inference_config): transcribe uses them
+    unless an option overrides them, decodes a short file whole by joint CTC/attention (as the recipe
+    does) and a long one by CTC beam search in pieces; --verbose says which and why."""
+    import zipfile
+
+    import numpy as np
+    import soundfile
+
+    from espnet_summarymixing.transcribe import main
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "pre_layout_model" / "model.zip"
+    model = tmp_path / "model.zip"
+    with zipfile.ZipFile(fixture) as src, zipfile.ZipFile(model, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        dst.writestr("exp/asr_train/decode_asr.yaml", "beam_size: 3\nctc_weight: 0.6\nmaxlenratio: 0.0\n")
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 4).astype(np.float32)
+    soundfile.write(tmp_path / "short.wav", noise[:16000], 16000)
+    soundfile.write(tmp_path / "long.wav", noise, 16000)
+    status = main(["--model", str(model), "--cachedir", str(tmp_path / "cache"), "--verbose", "--ctc_weight", "0.5",
+                   "--max_segment_seconds", "2.5", str(tmp_path / "short.wav"), str(tmp_path / "long.wav")])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "files of at most 2.5 s by joint CTC/attention beam search" in err
+    assert "beam_size 3 (packed decode config), ctc_weight 0.5 (option), penalty 0 (default)" in err
+    assert "short.wav: note: 1.0 s, decoded joint CTC/attention, whole" in err
+    assert "long.wav: note: 4.0 s, decoded CTC prefix beam search, in pieces cut at its pauses (segmented)" in err
+    # timed output needs CTC: every file then by CTC prefix beam search, a short one whole
+    status = main(["--model", str(model), "--cachedir", str(tmp_path / "cache"), "--verbose", "--output_format",
+                   "json", "--output", str(tmp_path / "short.json"), str(tmp_path / "short.wav")])
+    err = capsys.readouterr().err
+    assert status == 0 and "decoding: CTC prefix beam search (beam_size 3 (packed decode config)" in err
+    assert "short.wav: note: 1.0 s, decoded CTC prefix beam search, whole (one pass)" in err

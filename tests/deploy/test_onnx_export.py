@@ -153,16 +153,24 @@ def test_runtime_bad_files_stop_nothing(exported, data, tmp_path):
     wave, rate = soundfile.read(good, dtype="float32")
     soundfile.write(tmp_path / "at8k.wav", wave[::2], 8000)
     (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wave file")
-    files = [tmp_path / "missing.wav", tmp_path / "at8k.wav", tmp_path / "junk.wav", good]
+    soundfile.write(tmp_path / "tiny.wav", wave[:200], rate)  # 12.5 ms: shorter than the STFT's padding
+    nan = wave.copy()
+    nan[10] = np.nan
+    soundfile.write(tmp_path / "nan.wav", nan, rate, subtype="FLOAT")
+    files = [tmp_path / "missing.wav", tmp_path / "at8k.wav", tmp_path / "junk.wav", tmp_path / "tiny.wav",
+             tmp_path / "nan.wav", good]
     proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model",
                            str(onnx_dir), *map(str, files)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    assert proc.stdout.startswith(f"{good}\t")
+    assert proc.stdout.splitlines() == [f"{tmp_path / 'tiny.wav'}\t", *proc.stdout.splitlines()[1:]]
+    assert proc.stdout.splitlines()[1].startswith(f"{good}\t")
     err = proc.stderr
     assert f"{tmp_path / 'missing.wav'}: error: no such file" in err
     assert f"{tmp_path / 'at8k.wav'}: error: sampled at 8000 Hz, but the model expects 16000 Hz" in err
     assert f"{tmp_path / 'junk.wav'}: error: not an audio file libsndfile can read" in err  # the one reader's words
-    assert "3 of 4 files failed" in err
+    assert f"{tmp_path / 'tiny.wav'}: warning: too short for the model's front end" in err
+    assert f"{tmp_path / 'nan.wav'}: error: 1 of its {len(wave)} samples are NaN or infinite" in err
+    assert "4 of 6 files failed" in err
 
 
 def test_runtime_bad_model_folders(exported, tmp_path):
@@ -219,6 +227,28 @@ def test_export_command_exit_status(tmp_path):
     proc = run(tmp_path / "broken.zip")
     assert proc.returncode == 2 and "broken.zip" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_replaces_an_earlier_one_whole_and_refuses_a_foreign_folder(tmp_path):
+    model_dir = make_model(tmp_path / "model")
+    out = tmp_path / "out"
+    export(str(model_dir), str(out), quantize="int8")
+    assert (out / "model.int8.onnx").is_file()
+    export(str(model_dir), str(out))  # without int8 now: the old int8 graph must not survive
+    assert sorted(p.name for p in out.iterdir()) == ["feats_stats.npz", "manifest.json", "model.onnx", "tokens.txt"]
+    assert "offline_int8" not in json.loads((out / "manifest.json").read_text())["graphs"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no staging or old folder left
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"jpeg")
+    with pytest.raises(ExportError, match="photos: a folder with other files in it, not an earlier export"):
+        export(str(model_dir), str(foreign))
+    assert sorted(p.name for p in foreign.iterdir()) == ["holiday.jpg"]
+    for bad, message in ((dict(tolerance=float("nan")), "tolerance=nan: expected a positive finite number"),
+                         (dict(chunk_size=4), "chunk_size=4 is for the streaming graph")):
+        with pytest.raises(ExportError, match=message):
+            export(str(model_dir), str(tmp_path / "new"), **bad)
+    assert not (tmp_path / "new").exists()
 
 
 STREAMING_CONF = {"conv_context": "chunk", "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}

@@ -17,12 +17,13 @@ import pytest
 import soundfile
 import yaml
 
+from conftest import require_data
 from recipe_tools import ROOT
 
 CLS_TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "cls1"
 FSDD_RECIPE = ROOT / "egs2" / "fsdd" / "cls1"
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
-needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="needs ../shared/data/fsdd")
+needs_fsdd = pytest.mark.needs_data("fsdd", "recordings")  # conftest: skipped with the reason, failed in CI
 PY = sys.executable
 
 
@@ -321,8 +322,7 @@ def run_recipe(recipe, fsdd, *args):
 
 @pytest.fixture(scope="module")
 def fsdd_run(tmp_path_factory):
-    if not (FSDD / "recordings").is_dir():
-        pytest.skip("needs ../shared/data/fsdd")
+    require_data("fsdd", "recordings")  # skipped with the reason, failed in CI
     tmp = tmp_path_factory.mktemp("fsdd_recipe")
     fsdd = fsdd_subset(tmp / "fsdd", takes=(0, 1))
     recipe = make_fsdd_recipe(tmp)

@@ -18,7 +18,7 @@ from espnet2.text.build_tokenizer import build_tokenizer
 from espnet2.text.token_id_converter import TokenIDConverter
 
 from espnet_summarymixing.longform.blocked import blocked, blocked_frontend_forward, blocked_subsampling_forward
-from espnet_summarymixing.longform.ctc_search import greedy
+from espnet_summarymixing.longform.ctc_search import greedy, prefix_beam_search
 from espnet_summarymixing.longform.recognizer import LongFormRecognizer, pause_cuts, quiet_cuts
 from espnet_summarymixing.loading.models import load_asr_model
 
@@ -153,3 +153,24 @@ def test_quiet_cuts_cut_in_silence_and_cover_everything():
     assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
     assert all(end - start <= 10 * rate for start, end in cuts)
     assert 8500 <= cuts[0][1] <= 8600
+
+
+def test_segmented_beam_search_decodes_each_piece_alone(model, recording):
+    """Segmented with beam search: the cuts come from a greedy first pass (linear in the length), and
+    each piece is searched alone, so that no prefix grows over a whole recording (a prefix beam search's
+    cost per frame grows with its prefixes: an hour decoded as one took longer than the hour)."""
+    asr_model, args = model
+    options = dict(mode="segmented", segment_seconds=10.0, segment_pause_seconds=0.4, timestamps=False)
+    rec = LongFormRecognizer(asr_model, args, 16000, decoding="beam", beam_size=3, **options)
+    cuts = rec.cuts(recording)
+    assert len(cuts) > 1 and cuts == LongFormRecognizer(asr_model, args, 16000, decoding="greedy", **options).cuts(recording)
+    tokens, frames, offset = [], [], 0
+    for start, end in cuts:
+        enc = _encode(asr_model, recording[start:end])[0]
+        with torch.no_grad():
+            hyp = prefix_beam_search(asr_model.ctc.log_softmax(enc[None])[0], 3)
+        tokens += hyp.tokens
+        frames += [offset + frame for frame in hyp.frames]
+        offset += enc.size(0)
+    result = rec(recording).hypothesis
+    assert tokens and result.tokens == tokens and result.frames == frames

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,7 +105,9 @@ def test_silence_noise_8khz_truncated_and_short_files_stop_nothing(model_dir, lo
 def test_option_errors_are_named(model_dir, long_file):
     proc = _transcribe(model_dir, "--decoding", "joint", "--output_format", "srt", long_file)
     assert proc.returncode == 2 and "needs word timings" in proc.stderr
-    proc = _transcribe(model_dir, "--output_format", "vtt", long_file, long_file)
+    proc = _transcribe(model_dir, "--output_format", "vtt", long_file, Path(long_file).with_name("other.flac"))
     assert proc.returncode == 2 and "needs --output_dir" in proc.stderr
+    proc = _transcribe(model_dir, long_file, long_file)  # one key twice: two results of one id
+    assert proc.returncode == 2 and f"its key '{long_file}' is also that of {long_file}" in proc.stderr
     proc = _transcribe(model_dir, "--summary_window_seconds", "-1", long_file)
     assert proc.returncode == 2 and "summary_window_seconds" in proc.stderr
