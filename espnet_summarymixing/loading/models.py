@@ -38,6 +38,7 @@ DECODING_FILES = ("token_list", "bpemodel", "normalize_conf.stats_file")
 # The decoding config of a packed model: beside its training config (``pack --inference_config``)
 DECODE_CONFIG = "decode_asr.yaml"
 MAX_YAML_BYTES = 16 << 20
+MAX_YAML_VALUES = 1_000_000  # a config with an inline 50,000-token list holds ~50,000
 STALE_SECONDS = 3600  # a staging folder this old was left by an unpacking that was killed
 
 _MODEL_FILES = ("valid.acc.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth", "latest.pth", "model.pth")
@@ -129,21 +130,35 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-class _NoAliases(yaml.SafeLoader):
-    """Safe YAML that refuses aliases: ``*name`` can expand a small file into gigabytes (an "alias
-    bomb"); ESPnet writes its configs without them."""
+def _expanded_size(data, limit: int) -> int:
+    """How many values ``data`` holds once every alias is written out (a shared object counted at each
+    of its uses), computed in time linear in the distinct objects; stops counting above ``limit``."""
+    sizes: Dict[int, int] = {}
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}): refused, a model's YAML "
-                                              "files have none (they could expand without bound)", event.start_mark)
-        return super().compose_node(parent, index)
+    def size(node) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a cycle (a recursive alias) counts as over the limit below
+            children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > limit:
+                    break
+            sizes[id(node)] = total
+        elif sizes[id(node)] == 0:
+            return limit + 1
+        return sizes[id(node)]
+
+    return size(data)
 
 
 def read_yaml(path, what: str, text: Optional[str] = None) -> dict:
-    """A model's YAML file (``meta.yaml``, a config) as a mapping: safe (no tags that build objects),
-    without aliases, at most 16 MB; ValueError starting with ``what`` otherwise."""
+    """A model's YAML file (``meta.yaml``, a config) as a mapping: safe (no tags that build objects), at
+    most 16 MB, and at most a million values once its aliases are expanded (a few nested aliases, an
+    "alias bomb", would otherwise expand a small file into gigabytes wherever it is copied or written
+    out); ValueError starting with ``what`` otherwise."""
     if text is None:
         path = Path(path)
         if path.stat().st_size > MAX_YAML_BYTES:
@@ -153,11 +168,15 @@ def read_yaml(path, what: str, text: Optional[str] = None) -> dict:
         except UnicodeDecodeError as err:
             raise ValueError(f"{what}: {Path(path).name} is not UTF-8 text ({err.reason})") from None
     try:
-        data = yaml.load(text, Loader=_NoAliases)
-    except yaml.YAMLError as err:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as err:
         raise ValueError(f"{what}: {Path(path).name} is not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{what}: {Path(path).name} is not a mapping of options")
+    expanded = _expanded_size(data, MAX_YAML_VALUES)
+    if expanded > MAX_YAML_VALUES:
+        raise ValueError(f"{what}: {Path(path).name} expands to more than {MAX_YAML_VALUES:,} values through its "
+                         "aliases (*name): refused, an alias bomb?")
     return data
 
 
