@@ -33,7 +33,7 @@ def check_int(data: dict, key: str, where: str, low: int = 0, high: Optional[int
     return value
 
 
-def _inside(root: Path, name, where: str) -> Path:
+def _inside(root: Path, name, where: str, must_exist: bool = True) -> Path:
     if not isinstance(name, str) or not name:
         raise ValueError(f"{where}: expected a file name inside the export folder, got {name!r}")
     try:
@@ -41,7 +41,7 @@ def _inside(root: Path, name, where: str) -> Path:
     except UnsafeArchiveError:
         raise ValueError(f"{where}: {name!r} points outside the export folder {root}") from None
     path = root / name
-    if not path.is_file():
+    if must_exist and not path.is_file():
         raise FileNotFoundError(f"{where}: {name!r} is not a file of the export folder {root}")
     return path
 
@@ -74,9 +74,9 @@ def _check_streaming(stream, where: str) -> None:
 
 
 def read_manifest(root, graph: Optional[str] = None) -> dict:
-    """The checked manifest of the export folder ``root``; with ``graph`` (``offline``,
-    ``offline_int8``, ``streaming``), that graph (and for ``streaming`` the features graph and the
-    streaming settings) must be there. FileNotFoundError for a missing folder, manifest or file it
+    """The checked manifest of the export folder ``root``: every file it names inside the folder, the
+    token list there; with ``graph`` (``offline``, ``offline_int8``, ``streaming``), that graph's file
+    (and for ``streaming`` the features graph and the streaming settings) must be there. FileNotFoundError for a missing folder, manifest or file it
     names; ValueError naming the field for anything else."""
     root = Path(root)
     path = root / "manifest.json"
@@ -95,8 +95,8 @@ def read_manifest(root, graph: Optional[str] = None) -> dict:
     graphs = manifest.get("graphs")
     if not isinstance(graphs, dict) or not graphs:
         raise ValueError(f"{where}: graphs: expected an object {{name: file}}, got {graphs!r}")
-    for name, file in graphs.items():
-        _inside(root, file, f"{where}: graphs.{name}")
+    for name, file in graphs.items():  # all inside the folder; those used must be there (below)
+        _inside(root, file, f"{where}: graphs.{name}", must_exist=False)
     check_int(manifest, "sample_rate", where, 1000, 384000)
     _inside(root, manifest.get("token_list"), f"{where}: token_list")
     if "blank_id" in manifest:
@@ -107,6 +107,7 @@ def read_manifest(root, graph: Optional[str] = None) -> dict:
             if name not in graphs:
                 how = GRAPH_OPTIONS.get(name)
                 raise ValueError(f"{where}: no {name} graph" + (f" (export with {how})" if how else ""))
+            _inside(root, graphs[name], f"{where}: graphs.{name}")
         if graph == "streaming":
             _check_streaming(manifest.get("streaming"), f"{where}: streaming")
     return manifest
@@ -132,6 +133,8 @@ def manifest_files(root) -> List[Path]:
     file inside ``root`` (what ``pack --onnx_dir`` packs)."""
     root = Path(root)
     manifest = read_manifest(root)
+    for name, file in manifest["graphs"].items():
+        _inside(root, file, f"{root / 'manifest.json'}: graphs.{name}")
     names = [*manifest["graphs"].values(), manifest["token_list"]]
     if (root / "feats_stats.npz").is_file():
         names.append("feats_stats.npz")
