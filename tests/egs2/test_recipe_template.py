@@ -166,6 +166,9 @@ SETS = ["--train_set", "tr", "--valid_set", "dv", "--test_sets", "ev"]
         ([*SETS, "--audio_format", "mp3"], "--audio_format must be flac or wav, got 'mp3'"),
         ([*SETS, "--asr_config", "conf/absent.yaml"], "--asr_config conf/absent.yaml: no such file"),
         ([*SETS, "--feats_normalize", "cmvn"], "--feats_normalize must be global_mvn, utterance_mvn or none"),
+        ([*SETS, "--stage", "99"], "--stage 99 --stop_stage 10000: no stage in this range (the stages are 1 2 3 4 5 "
+                                   "6 7 8 10 11 12 13 14 15): nothing to do"),
+        ([*SETS, "--stage", "9", "--stop_stage", "9"], "--stage 9 --stop_stage 9: no stage in this range"),
     ],
 )
 def test_asr_sh_rejects_bad_options_before_running_anything(recipe, args, message):
@@ -433,7 +436,9 @@ def test_both_templates_check_the_shared_options_before_running_anything(tmp_pat
     # not needed when those stages do not run
     if "required" in message:
         skip = "--skip_train" if "config" in message else "--skip_upload"
-        proc = run_template(recipe, kind, *args, skip, "true", "--stage", 99, python=fake_python(tmp_path))
+        needing = [int(n) for n in re.findall(r"stage (\d+)", message)]  # only the stages that need it, skipped
+        proc = run_template(recipe, kind, *args, skip, "true", "--stage", min(needing), "--stop_stage", max(needing),
+                            python=fake_python(tmp_path))
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -81,8 +81,7 @@ set_common_names() {
 # check_common_options [NAME...]: the checks of the shared options, before anything runs: the data sets
 # are given; stage, stop_stage, nj, inference_nj, num_nodes (and each NAME) are non-negative integers;
 # audio_format, feats_normalize, ngpu and fs have a valid value (sets fs_hz); --${task}_config exists, and
-# is given when the statistics or the training stage will run; --stage .. --stop_stage selects a stage
-# that runs; --hf_repo is given when the upload will (will_run);
+# is given when the statistics or the training stage will run; --stage .. --stop_stage holds a stage; --hf_repo is given when the upload will (will_run);
 # ${python} has espnet2 and this package (last: it imports the Python stack); ngpu=auto becomes 1 when
 # torch sees a GPU, else 0.
 check_common_options() {
@@ -106,12 +105,12 @@ check_common_options() {
         die "--${task}_config is required by stage ${stages[stats]} and stage ${stages[train]}"
     fi
     local step numbers="" selected=false
-    for step in "${!stages[@]}"; do
+    for step in "${!stages[@]}"; do  # a range without any stage is a mistake (one skipped by --skip_* is not)
         numbers+=" ${stages[${step}]%% *}"
-        if will_run "${step}"; then selected=true; fi
+        if run_stage "$(step_no "${step}")"; then selected=true; fi
     done
     if ! "${selected}"; then
-        die "--stage ${stage} --stop_stage ${stop_stage}: selects no stage that runs (the stages are$(tr ' ' '\n' <<<"${numbers}" | sort -n | tr '\n' ' ' | sed 's/ *$//'); the --skip_* options skip some): nothing to do"
+        die "--stage ${stage} --stop_stage ${stop_stage}: no stage in this range (the stages are$(tr ' ' '\n' <<<"${numbers}" | sort -n | tr '\n' ' ' | sed 's/ *$//')): nothing to do"
     fi
     if [ -z "${hf_repo}" ] && will_run upload; then
         die "--hf_repo user/name is required by stage ${stages[upload]} (--skip_upload true skips it)"
