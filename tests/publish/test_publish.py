@@ -178,7 +178,7 @@ def test_upload_and_pack_errors_name_the_input(packed, model_dir, tmp_path):
     bad_repo = subprocess.run([sys.executable, "-m", "espnet_summarymixing.upload", "--model", str(packed),
                                "--repo", "no-slash", "--dry_run", str(tmp_path / "o")],
                               capture_output=True, text=True, timeout=300)
-    assert bad_repo.returncode == 2 and "expected user/name" in bad_repo.stderr
+    assert bad_repo.returncode == 2 and "--repo no-slash: expected a Hugging Face id, user/name" in bad_repo.stderr
     with pytest.raises(FileNotFoundError, match="--asr_model_file .*missing.pth: no such file"):
         pack_model(model_dir / "config.yaml", tmp_path / "missing.pth", tmp_path / "m.zip")
     config = yaml.safe_load((model_dir / "config.yaml").read_text())
