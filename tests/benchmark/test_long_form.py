@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from espnet_summarymixing.benchmark import main
+
+pytestmark = pytest.mark.slow  # one worker process per system and length
 
 
 def test_long_form_mode_measures_memory_and_rtf(tmp_path):

@@ -8,6 +8,8 @@ import pytest
 
 from espnet_summarymixing.benchmark import main
 
+pytestmark = pytest.mark.slow  # exports and times both runtimes
+
 
 @pytest.mark.slow  # ONNX exports (offline float32 + int8, streaming step) and a minute of stream in each runtime
 def test_onnx_mode_measures_both_runtimes(tmp_path):

@@ -30,6 +30,9 @@ import yaml
 
 from conftest import ROOT
 
+# Every kind of model is packed (and the ASR one exported) once per session: tens of seconds, the slow tier
+SLOW_FIXTURES = ("packed", "exported", "models")
+
 _spec = importlib.util.spec_from_file_location("tiny_asr_models", ROOT / "tests" / "deploy" / "tiny_asr_models.py")
 tiny_asr_models = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tiny_asr_models)

@@ -17,6 +17,9 @@ from espnet_summarymixing.deploy.export import ExportError, export
 from espnet_summarymixing.deploy.graphs import FeatureGraph
 from espnet_summarymixing.loading.models import load_asr_model
 
+# An ONNX export per encoder (module fixtures, ~20 s each) and the tests that export themselves: the slow tier
+pytestmark = pytest.mark.slow
+
 ENCODERS = ["summarymixing_conformer", "summarymixing_branchformer", "summarymixing_e_branchformer"]
 
 

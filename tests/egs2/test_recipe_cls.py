@@ -23,7 +23,8 @@ from recipe_tools import ROOT
 CLS_TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "cls1"
 FSDD_RECIPE = ROOT / "egs2" / "fsdd" / "cls1"
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
-needs_fsdd = pytest.mark.needs_data("fsdd", "recordings")  # conftest: skipped with the reason, failed in CI
+needs_fsdd = pytest.mark.needs_data("fsdd", "recordings")
+SLOW_FIXTURES = ("fsdd_run",)  # the shrunken FSDD recipe run, every stage: a minute or more  # conftest: skipped with the reason, failed in CI
 PY = sys.executable
 
 

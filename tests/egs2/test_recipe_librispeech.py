@@ -496,6 +496,7 @@ def scaled_down(config: Path, out: Path) -> Path:
 TRAIN_CONFIGS = TRAIN_ASR + [r / "conf" / "train_lm_transformer.yaml" for r in RECIPES.values()]
 
 
+@pytest.mark.slow  # an ESPnet training step per config
 @pytest.mark.parametrize("config", TRAIN_CONFIGS, ids=[str(p.relative_to(ROOT / "egs2")) for p in TRAIN_CONFIGS])
 def test_one_training_step_of_each_config_scaled_down(config, token_list, tmp_path):
     lm = config.name.startswith("train_lm")
