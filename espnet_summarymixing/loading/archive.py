@@ -17,7 +17,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable, List, NamedTuple, Optional
 
-__all__ = ["UnsafeArchiveError", "Limits", "limits", "check_member", "safe_extract", "members_of", "read_member"]
+__all__ = ["UnsafeArchiveError", "Limits", "limits", "check_member", "inside", "safe_extract", "members_of",
+           "read_member"]
 
 GIB = 1 << 30
 # The biggest public ESPnet models (OWSM v3.1, 1B parameters) unpack to about 4 GB; float weights
@@ -82,6 +83,22 @@ def check_member(name: str, outdir: Path) -> None:
     target = (outdir / posix).resolve()  # also catches a path through a link already in outdir
     if target != outdir and outdir not in target.parents:
         raise UnsafeArchiveError(f"refusing archive member {name!r}: it would be written outside {outdir}")
+
+
+def inside(root: Path, relative, what: str, place: str, must_exist: bool = True) -> Path:
+    """``root / relative`` for a path a model file names (``place``: "model folder", "export folder"):
+    ValueError starting with ``what`` unless it is a non-empty relative path that stays inside ``root``
+    (the archive members' check); FileNotFoundError unless it is a file there (``must_exist``)."""
+    if not isinstance(relative, str) or not relative:
+        raise ValueError(f"{what}: expected a path inside the {place}, got {relative!r}")
+    try:
+        check_member(relative, Path(root).resolve())
+    except UnsafeArchiveError:
+        raise ValueError(f"{what}: {relative!r} points outside the {place} {root}") from None
+    target = Path(root) / relative
+    if must_exist and not target.is_file():
+        raise FileNotFoundError(f"{what}: {relative!r} is not a file of the {place} {root}")
+    return target
 
 
 def _check_tar(members, outdir: Path) -> None:

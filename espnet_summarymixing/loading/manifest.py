@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_summarymixing.loading.archive import UnsafeArchiveError, check_member
+from espnet_summarymixing.loading.archive import inside
 
 __all__ = ["read_manifest", "read_tokens", "manifest_files", "check_int", "GRAPH_OPTIONS"]
 
@@ -34,16 +34,7 @@ def check_int(data: dict, key: str, where: str, low: int = 0, high: Optional[int
 
 
 def _inside(root: Path, name, where: str, must_exist: bool = True) -> Path:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}: expected a file name inside the export folder, got {name!r}")
-    try:
-        check_member(name, root.resolve())
-    except UnsafeArchiveError:
-        raise ValueError(f"{where}: {name!r} points outside the export folder {root}") from None
-    path = root / name
-    if must_exist and not path.is_file():
-        raise FileNotFoundError(f"{where}: {name!r} is not a file of the export folder {root}")
-    return path
+    return inside(root, name, where, "export folder", must_exist)
 
 
 def _check_streaming(stream, where: str) -> None:

@@ -25,8 +25,7 @@ from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
 import yaml
 
-from espnet_summarymixing.loading.archive import (UnsafeArchiveError, check_member, members_of, read_member,
-                                                  safe_extract)
+from espnet_summarymixing.loading.archive import inside, members_of, read_member, safe_extract
 
 __all__ = ["resolve_model", "locate_model", "Located", "packed_paths", "task_of", "TASK_KEYS", "load_asr_model",
            "load_state", "load_weights", "sample_rate", "default_cachedir", "file_sha256", "read_yaml",
@@ -288,18 +287,8 @@ def _unpack(archive: Path, cache: Path) -> Path:
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:
-    """``root / relative``, refusing a path that is absolute or leads outside ``root`` (the archive
-    members' check) and one that is not a file there."""
-    if not isinstance(relative, str) or not relative:
-        raise ValueError(f"{what}: expected a path inside the model folder, got {relative!r}")
-    try:
-        check_member(relative, root.resolve())
-    except UnsafeArchiveError:
-        raise ValueError(f"{what}: {relative!r} points outside the model folder {root}") from None
-    target = (root / relative).resolve()
-    if not target.is_file():
-        raise FileNotFoundError(f"{what}: {relative!r} is not in the model folder {root}")
-    return target
+    """``root / relative`` resolved: a file inside the model folder (:func:`~.archive.inside`)."""
+    return inside(root, relative, what, "model folder").resolve()
 
 
 def packed_paths(root: Path, what: str) -> Tuple[Dict[str, Path], Dict[str, Path]]:

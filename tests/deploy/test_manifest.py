@@ -44,7 +44,7 @@ CASES = {
     "absolute token_list": ({"token_list": "/etc/hostname"}, "token_list: '/etc/hostname' points outside"),
     "graph outside": ({"graphs": {"offline": "../other.onnx"}}, r"graphs.offline: '../other.onnx' points outside"),
     "absolute graph": ({"graphs": {"offline": "/tmp/x.onnx"}}, r"graphs.offline: '/tmp/x.onnx' points outside"),
-    "graph not a string": ({"graphs": {"offline": 3}}, r"graphs.offline: expected a file name"),
+    "graph not a string": ({"graphs": {"offline": 3}}, r"graphs.offline: expected a path inside the export folder"),
     "no graphs": ({"graphs": []}, r"graphs: expected an object"),
     "sample rate zero": ({"sample_rate": 0}, r"sample_rate: expected an integer from 1000 to 384000, got 0"),
     "sample rate text": ({"sample_rate": "16k"}, r"sample_rate: expected an integer"),
