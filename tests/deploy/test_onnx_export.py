@@ -384,7 +384,8 @@ def test_packed_model_carries_its_onnx_files_and_card(exported, tmp_path):
     # a folder whose manifest names a missing file is refused before anything is written
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "manifest.json").write_bytes((onnx_dir / "manifest.json").read_bytes())
+    for name in ("manifest.json", "tokens.txt"):  # the graphs are missing
+        (broken / name).write_bytes((onnx_dir / name).read_bytes())
     with pytest.raises(FileNotFoundError, match=r"--onnx_dir .*graphs.offline: 'model.onnx' is not a file of the export folder"):
         pack_model(model_dir / "config.yaml", model_dir / "valid.acc.ave.pth", tmp_path / "b.zip", onnx_dir=broken)
     assert not (tmp_path / "b.zip").exists()
