@@ -30,8 +30,6 @@ from espnet_summarymixing.cli.outputs import keyed_output, write_text
 
 __all__ = ["main"]
 
-MAX_THREADS = 1024  # deploy.runtime's bound, checked here before anything is loaded
-
 # what to do with a model that has no ONNX export
 ADVICE = {kind: "export it first (python -m espnet_summarymixing.export), or use python -m "
                 "espnet_summarymixing.transcribe" for kind in ("asr", "streaming")}
@@ -61,6 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--int8 is for the offline graph; the streaming graph is float32")
     if not 0 < args.block_seconds <= 3600:  # nan and inf too
         p.error(f"--block_seconds {args.block_seconds:g}: must be positive, at most an hour")
+    from espnet_summarymixing.deploy.runtime import MAX_THREADS  # its bound, checked before anything is loaded
+
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         p.error(f"--threads {args.threads}: must be from 1 to {MAX_THREADS}")
     entries, bad = inputs_of(p, args)

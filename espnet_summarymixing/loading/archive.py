@@ -144,11 +144,11 @@ def members_of(archive: Path) -> dict:
     raise ValueError(f"{archive}: not a readable zip or tar archive (corrupt, truncated or another kind of file)")
 
 
-def read_member(archive: Path, name: str, max_bytes: int = 16 << 20) -> Optional[bytes]:
+def read_member(archive: Path, name: str, max_bytes: int = 16 << 20, members: Optional[dict] = None) -> Optional[bytes]:
     """The content of one file of the archive (None if it has none of that name); UnsafeArchiveError
-    if it is larger than ``max_bytes``."""
+    if it is larger than ``max_bytes``. ``members``: the archive's :func:`members_of`, when already read."""
     archive = Path(archive)
-    size = members_of(archive).get(name)
+    size = (members if members is not None else members_of(archive)).get(name)
     if size is None:
         return None
     if size > max_bytes:

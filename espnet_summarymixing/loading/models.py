@@ -5,7 +5,8 @@ A model is given as a zip/tar archive, an unpacked archive or Hub snapshot (a fo
 Archives are unpacked here (:func:`~.archive.safe_extract`: no member may land outside the cache
 folder, the archive may not unpack to more than :func:`~.archive.limits`, and members a model does
 not use are left out), the paths that ``meta.yaml`` and the packed configs name must stay inside
-the model folder, YAML is read without aliases (:func:`read_yaml`), and weights are read with ``torch.load(weights_only=True)``: a checkpoint that holds anything but tensors (a pickle
+the model folder, YAML is refused where its aliases would expand it beyond bounds (:func:`read_yaml`),
+and weights are read with ``torch.load(weights_only=True)``: a checkpoint that holds anything but tensors (a pickle
 that would run code) is refused, never executed. ESPnet's own ``Speech2Text.from_pretrained`` and
 ``build_model_from_file`` do neither. Finding the files imports no torch (:mod:`.kinds` tells a
 model's kind from them before anything is built).
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path, PurePosixPath
-from typing import Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import yaml
 
@@ -29,7 +30,7 @@ from espnet_summarymixing.loading.archive import inside, members_of, read_member
 
 __all__ = ["resolve_model", "locate_model", "Located", "packed_paths", "task_of", "TASK_KEYS", "load_asr_model",
            "load_state", "load_weights", "sample_rate", "default_cachedir", "file_sha256", "read_yaml",
-           "DECODING_FILES", "DECODE_CONFIG", "decode_config_of"]
+           "DECODING_FILES", "DECODE_CONFIG", "decode_config_of", "config_value"]
 
 # The config keys (dotted) naming files that decoding reads: ``pack`` copies them into the archive,
 # and in a packed model each must name a file inside the model folder.
@@ -179,7 +180,8 @@ def read_yaml(path, what: str, text: Optional[str] = None) -> dict:
     return data
 
 
-def _get(config: dict, dotted: str):
+def config_value(config: dict, dotted: str):
+    """``config["a"]["b"]`` for ``dotted`` "a.b" (None where a level is missing or not a mapping)."""
     for key in dotted.split("."):
         if not isinstance(config, dict):
             return None
@@ -187,13 +189,13 @@ def _get(config: dict, dotted: str):
     return config
 
 
-def _kept_members(archive: Path) -> "callable":
+def _kept_members(archive: Path) -> Callable[[str], bool]:
     """Which members of a model archive to unpack: ``meta.yaml``, what it names, the files its configs
     name, small text files (model card, decoding config, results) and an ONNX export's files (named by
     its ``manifest.json``); anything else is left out (and said)."""
     what = f"--model {archive}"
     members = members_of(archive)
-    meta_text = read_member(archive, "meta.yaml")
+    meta_text = read_member(archive, "meta.yaml", members=members)
     try:
         meta = read_yaml("meta.yaml", what, meta_text.decode("utf-8", "replace")) if meta_text else None
     except ValueError:
@@ -206,18 +208,18 @@ def _kept_members(archive: Path) -> "callable":
 
     named = {"meta.yaml", *names("yaml_files"), *names("files")}
     for config_name in names("yaml_files"):
-        text = read_member(archive, config_name)
+        text = read_member(archive, config_name, members=members)
         try:
             config = read_yaml(config_name, what, text.decode("utf-8", "replace")) if text else {}
         except ValueError:
             config = {}  # refused, with its reason, when the model is read
-        named.update(v for v in map(lambda k: _get(config, k), DECODING_FILES) if isinstance(v, str))
+        named.update(v for v in map(lambda k: config_value(config, k), DECODING_FILES) if isinstance(v, str))
     for manifest in [m for m in members if PurePosixPath(m).name == "manifest.json"]:
         import json
 
         folder = PurePosixPath(manifest).parent
         try:
-            data = json.loads(read_member(archive, manifest))
+            data = json.loads(read_member(archive, manifest, members=members))
             names = [*data["graphs"].values(), data["token_list"], "feats_stats.npz"]
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # read (and refused if broken) when the export is used
@@ -313,7 +315,7 @@ def _packed_files(root: Path, cache: Path, what: str) -> Tuple[Dict[str, str], O
     for key, path in configs.items():
         config = read_yaml(path, what)
         for dotted in DECODING_FILES:  # every file decoding reads must be one of the model's
-            value = _get(config, dotted)
+            value = config_value(config, dotted)
             if isinstance(value, str) and value not in ("", "none"):
                 _inside(Path(root), value, f"{what}: {path.name} {dotted}")
         target = resolved / f"{key}.yaml"

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import yaml
 
 from espnet_summarymixing.loading.manifest import manifest_files
-from espnet_summarymixing.loading.models import DECODE_CONFIG, DECODING_FILES, read_yaml
+from espnet_summarymixing.loading.models import DECODE_CONFIG, DECODING_FILES, config_value, read_yaml
 from espnet_summarymixing.publish.model_card import model_card
 
 __all__ = ["pack_model", "LAYOUT", "TASKS", "layout"]
@@ -52,9 +52,7 @@ def _referenced_files(config: dict) -> Dict[str, Path]:
     """Files the config points to that decoding needs (``DECODING_FILES``): {config key path: file}."""
     found = {}
     for dotted in DECODING_FILES:
-        value = config
-        for key in dotted.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
+        value = config_value(config, dotted)
         if isinstance(value, str) and value not in ("none", ""):
             found[dotted] = Path(value)
     return found
