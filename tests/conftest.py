@@ -2,6 +2,10 @@
 interpreter, and the tiers: ``slow`` (also given to every test of a training fixture) and ``needs_data``
 (skipped with the reason without ../shared/data, failed when ``CI`` is set)."""
 
+import contextlib
+import hashlib
+import importlib
+import io
 import json
 import os
 import shutil
@@ -98,10 +102,20 @@ TRAINING_FIXTURES = ("train_model", "talkative_model")
 
 @pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
 def pytest_collection_modifyitems(config, items):
+    heavy = set()  # modules that train, export, pack or run a recipe
     for item in items:
-        slow = {*TRAINING_FIXTURES, *getattr(getattr(item, "module", None), "SLOW_FIXTURES", ())}
+        module = getattr(item, "module", None)
+        slow = {*TRAINING_FIXTURES, *getattr(module, "SLOW_FIXTURES", ())}
         if slow.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+            heavy.add(item.fspath)
+        marks = getattr(module, "pytestmark", [])
+        if any(m.name == "slow" for m in (marks if isinstance(marks, list) else [marks])):
+            heavy.add(item.fspath)
+    # The heavy modules first (a stable sort keeps each module's tests together): the parallel workers take
+    # whole modules in this order (setup.cfg: --dist loadfile --no-loadscope-reorder), so that the long ones
+    # start early and the short ones fill in at the end.
+    items.sort(key=lambda item: item.fspath not in heavy)
 
 
 def sampled(cases, quick, ids=None):
@@ -119,10 +133,55 @@ def pytest_runtest_setup(item):
         require_data(*mark.args)
 
 
+# ----------------------------------------------------------------------------- parallel workers (pytest-xdist)
+# setup.cfg runs the suite on ``-n auto`` workers (``-n 0``: in this process). The cores are shared out:
+# each worker and every command it starts (an ESPnet training, a recipe) uses cores // workers threads,
+# since two processes that each use every core slow each other far more than twice.
+MAX_WORKERS = 4  # each worker holds torch and ESPnet (~1-3 GB with the commands it runs)
+
+
+def pytest_xdist_auto_num_workers(config):
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _threads():
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else min(2, os.cpu_count() or 1)
+
+
+THREADS = _threads()
+if "PYTEST_XDIST_WORKER" in os.environ:  # inherited by the commands the tests start
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = str(THREADS)
+
+
+def shared_build(tmp_path_factory, name, build):
+    """A folder ``build(folder)`` fills once per test session, whichever worker asks first: the others
+    wait for it (a file lock) and reuse it. ``name`` identifies the content."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "shared"  # the session's folder, above each worker's
+    root.mkdir(exist_ok=True)
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            if folder.exists():
+                shutil.rmtree(folder)  # left by a build that failed
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
 
 
 ENCODER_CONF = {
@@ -156,6 +215,28 @@ def run(args, cwd, timeout=600):
     return proc
 
 
+def run_command(name: str, *argv) -> tuple:
+    """Run ``python -m espnet_summarymixing.<name> argv`` in this process: (exit status, stdout, stderr).
+    An exception other than an exit is not caught: the test fails on it (a traceback). A command's start
+    in a fresh interpreter (its ``__main__``, the start-up output) is tested once per command in
+    tests/cli; elsewhere this saves the ~10 s of CPU an interpreter with ESPnet's imports costs."""
+    main = importlib.import_module(f"espnet_summarymixing.{name}").main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exit_:
+            status = exit_.code
+    return status, out.getvalue(), err.getvalue()
+
+
+def command(name: str, *argv) -> subprocess.CompletedProcess:
+    """:func:`run_command` as a CompletedProcess (returncode 0 for a command that returns None)."""
+    status, out, err = run_command(name, *argv)
+    code = 0 if status is None else (status if isinstance(status, int) else 1)
+    return subprocess.CompletedProcess([name, *map(str, argv)], code, stdout=out, stderr=err)
+
+
 def train_stats(model_dir):
     """The per-epoch statistics ESPnet's trainer kept in ``model_dir``'s checkpoint.pth."""
     return torch.load(model_dir / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]["stats"]
@@ -183,7 +264,9 @@ def train_model(data, tmp_path_factory):
         key = (encoder, normalize, repr(sorted(encoder_conf.items())))
         if key not in cache:
             conf = {**{**ENCODER_CONF, **BASELINE_CONF}[encoder], **encoder_conf}
-            cache[key] = _train(encoder, conf, normalize, data, tmp_path_factory.mktemp(encoder))
+            name = f"{encoder}-{hashlib.sha1(key[1:].__repr__().encode()).hexdigest()[:10]}"
+            cache[key] = shared_build(tmp_path_factory, name,
+                                      lambda exp: _train(encoder, conf, normalize, data, exp)) / "model"
         return cache[key]
 
     return train

@@ -18,17 +18,15 @@ cell). Commands run in this process (``main(argv)``): an exception other than an
 """
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
-import io
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_command
 
 # Every kind of model is packed (and the ASR one exported) once per session: tens of seconds, the slow tier
 SLOW_FIXTURES = ("packed", "exported", "models")
@@ -62,19 +60,6 @@ def make_classifier(out: Path, seed: int = 0) -> Path:
     (out / "config.yaml").write_text(yaml.safe_dump(vars(args), sort_keys=False))
     torch.save(model.state_dict(), out / "valid.acc.ave.pth")
     return out
-
-
-def run_command(name: str, *argv) -> tuple:
-    """Run ``python -m espnet_summarymixing.<name> argv`` in this process: (exit status, stdout, stderr).
-    An exception other than an exit is not caught: the test fails on it (a traceback)."""
-    main = importlib.import_module(f"espnet_summarymixing.{name}").main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main([str(a) for a in argv])
-        except SystemExit as exit_:
-            status = exit_.code
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
 
+from conftest import command
 from tiny_asr_models import make_model
 
 from espnet_summarymixing.deploy.export import ExportError, export
@@ -162,8 +162,7 @@ def test_runtime_bad_files_stop_nothing(exported, data, tmp_path):
     soundfile.write(tmp_path / "nan.wav", nan, rate, subtype="FLOAT")
     files = [tmp_path / "missing.wav", tmp_path / "at8k.wav", tmp_path / "junk.wav", tmp_path / "tiny.wav",
              tmp_path / "nan.wav", good]
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model",
-                           str(onnx_dir), *map(str, files)], capture_output=True, text=True, timeout=300)
+    proc = command("onnx_transcribe", "--model", onnx_dir, *files)
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [f"{tmp_path / 'tiny.wav'}\t", *proc.stdout.splitlines()[1:]]
     assert proc.stdout.splitlines()[1].startswith(f"{good}\t")
@@ -219,9 +218,7 @@ def test_export_refuses_espnet_encoders(tmp_path):
 
 def test_export_command_exit_status(tmp_path):
     def run(model):
-        return subprocess.run([sys.executable, "-m", "espnet_summarymixing.export", "--model", str(model),
-                               "--output_dir", str(tmp_path / "out"), "--cachedir", str(tmp_path / "cache")],
-                              capture_output=True, text=True, timeout=300)
+        return command("export", "--model", model, "--output_dir", tmp_path / "out", "--cachedir", tmp_path / "cache")
 
     proc = run(tmp_path / "missing")
     assert proc.returncode == 2
@@ -344,15 +341,13 @@ def test_streaming_export_refuses_chunk_sizes_it_was_not_trained_for(exported_st
 def test_streaming_command_and_offline_only_folders(exported_streaming, exported, data):
     model_dir, onnx_dir = exported_streaming
     good = (data["test"] / "wav.scp").read_text().split()[1]
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model", str(onnx_dir),
-                           "--streaming", "--show_partial", good], capture_output=True, text=True, timeout=300)
+    proc = command("onnx_transcribe", "--model", onnx_dir, "--streaming", "--show_partial", good)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
 
     reference = StreamingRecognizer(*load_asr_model(*(str(p) for p in _model_files(model_dir))), chunk_size=4)
     assert proc.stdout == f"{good}\t{reference.stream(torch.tensor(soundfile.read(good, dtype='float32')[0]), 1600)}\n"
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model_dir",
-                           str(exported[1]), "--streaming", good], capture_output=True, text=True, timeout=300)
+    proc = command("onnx_transcribe", "--model_dir", exported[1], "--streaming", good)
     assert proc.returncode == 2 and "no streaming graph (export with --streaming)" in proc.stderr
     assert proc.stderr.startswith("warning: --model_dir is an old name of --model; use --model\n")  # still works
 
@@ -395,15 +390,12 @@ def test_wav_scp_in_kaldi_text_out(exported, data, tmp_path):
     _, onnx_dir = exported
     scp = data["test"] / "wav.scp"
     out = tmp_path / "hyp.txt"
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model", str(onnx_dir),
-                           "--wav_scp", str(scp), "--output", str(out)], capture_output=True, text=True, timeout=300)
+    proc = command("onnx_transcribe", "--model", onnx_dir, "--wav_scp", scp, "--output", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ids = [line.split()[0] for line in scp.read_text().splitlines()]
     assert [line.split(" ", 1)[0] for line in out.read_text().splitlines()] == ids
     assert "real-time factor" in proc.stderr.splitlines()[-1]
     (tmp_path / "piped.scp").write_text("utt1 sox a.wav -t wav - |\n")
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.onnx_transcribe", "--model", str(onnx_dir),
-                           "--wav_scp", str(tmp_path / "piped.scp"), "--output", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = command("onnx_transcribe", "--model", onnx_dir, "--wav_scp", tmp_path / "piped.scp", "--output", out)
     assert proc.returncode == 1 and "piped.scp:1: error: a command (ending in '|'), not an audio file" in proc.stderr
     assert out.read_text() == ""  # the set had nothing else

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, command
 from espnet_summarymixing.loading.archive import UnsafeArchiveError, safe_extract
 from espnet_summarymixing.loading.audio import load_audio
 from espnet_summarymixing.loading.models import load_weights, resolve_model
@@ -50,17 +50,15 @@ def test_a_checkpoint_that_would_run_code_is_refused(malicious_model):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("command, extra", [("transcribe", ["a.wav"]), ("stream_decode", ["--full_context", "a.wav"]),
-                                            ("export", ["--output_dir", "onnx"])])
-def test_commands_refuse_it_and_say_so(malicious_model, tmp_path, command, extra):
+@pytest.mark.parametrize("name, extra", [("transcribe", ["a.wav"]), ("stream_decode", ["--full_context", "a.wav"]),
+                                         ("export", ["--output_dir", "onnx"])])
+def test_commands_refuse_it_and_say_so(malicious_model, tmp_path, name, extra):
     folder, marker = malicious_model
     wav = tmp_path / "a.wav"
     import soundfile
 
     soundfile.write(wav, torch.zeros(8000).numpy(), 16000)
-    args = [sys.executable, "-m", f"espnet_summarymixing.{command}", "--model", str(folder),
-            *(str(tmp_path / e) if e.endswith(("wav", "onnx")) else e for e in extra)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    proc = command(name, "--model", folder, *(tmp_path / e if e.endswith(("wav", "onnx")) else e for e in extra))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: cannot load the model:" in proc.stderr and "refused" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
@@ -69,10 +67,8 @@ def test_commands_refuse_it_and_say_so(malicious_model, tmp_path, command, extra
 
 def test_pack_refuses_it_without_a_traceback(malicious_model, tmp_path):
     folder, marker = malicious_model
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.pack", "--asr_train_config",
-                           str(folder / "exp" / "asr_train" / "config.yaml"), "--asr_model_file",
-                           str(folder / "exp" / "asr_train" / "model.pth"), "--output", str(tmp_path / "o.zip")],
-                          capture_output=True, text=True, timeout=600)
+    proc = command("pack", "--asr_train_config", folder / "exp" / "asr_train" / "config.yaml", "--asr_model_file",
+                   folder / "exp" / "asr_train" / "model.pth", "--output", tmp_path / "o.zip")
     assert proc.returncode == 2 and "refused" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists() and not (tmp_path / "o.zip").exists()
 
@@ -147,9 +143,7 @@ def test_a_corrupt_archive_is_one_clear_line(tmp_path):
     broken.write_bytes(FIXTURE.read_bytes()[:5000])  # truncated
     with pytest.raises(ValueError, match="not a readable zip or tar archive|not a readable archive"):
         resolve_model(str(broken), str(tmp_path / "cache"))
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.transcribe", "--model", str(broken),
-                           "--cachedir", str(tmp_path / "cache"), str(broken)], capture_output=True, text=True,
-                          timeout=600)
+    proc = command("transcribe", "--model", broken, "--cachedir", tmp_path / "cache", broken)
     assert proc.returncode == 2 and "error: cannot load the model:" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -2,13 +2,13 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+
+from conftest import command
 
 SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+\n){1,2}")
 
@@ -28,8 +28,7 @@ def long_file(data, tmp_path_factory):
 
 
 def _transcribe(model_dir, *args):
-    return subprocess.run([sys.executable, "-m", "espnet_summarymixing.transcribe", "--model", str(model_dir), *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    return command("transcribe", "--model", model_dir, *args)  # in this process (conftest.command)
 
 
 def _seconds(h, m, s, ms):

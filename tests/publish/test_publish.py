@@ -14,7 +14,7 @@ import soundfile
 import torch
 import yaml
 
-from conftest import run
+from conftest import command, run
 from espnet_summarymixing.publish.pack import pack_model
 from espnet_summarymixing.loading.audio import load_audio
 from espnet_summarymixing.loading.models import resolve_model
@@ -110,9 +110,8 @@ def test_transcribe_command_good_bad_and_long_files(packed, data, tmp_path):
     broken.write_text("not audio")
     missing = tmp_path / "missing.wav"
     files = [good, stereo_44k, broken, missing, long_file]
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.transcribe", "--model", str(packed),
-                           "--beam_size", "2", "--max_segment_seconds", "10", "--cachedir", str(tmp_path / "c"),
-                           *map(str, files)], capture_output=True, text=True, timeout=600)
+    proc = command("transcribe", "--model", packed, "--beam_size", "2", "--max_segment_seconds", "10",
+                   "--cachedir", tmp_path / "c", *files)
     assert proc.returncode == 1, proc.stderr[-3000:]
     lines = [line.split("\t")[0] for line in proc.stdout.splitlines()]
     assert lines == [str(good), str(stereo_44k), str(long_file)]  # every readable file, in order
@@ -126,8 +125,7 @@ def test_transcribe_exit_status_and_bad_model(packed, data, tmp_path):
                          "--beam_size", "1", "--cachedir", str(tmp_path / "c"), good],
                         capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0 and ok.stdout.startswith(f"{good}\t")
-    bad = subprocess.run([sys.executable, "-m", "espnet_summarymixing.transcribe", "--model",
-                          str(tmp_path / "nope.zip"), good], capture_output=True, text=True, timeout=600)
+    bad = command("transcribe", "--model", tmp_path / "nope.zip", good)
     assert bad.returncode == 2 and "cannot load the model" in bad.stderr and "nope.zip" in bad.stderr
 
 
@@ -157,16 +155,16 @@ def test_resolve_model_accepts_an_exp_dir_and_names_bad_input(model_dir, tmp_pat
 
 def test_dry_run_upload_folder_is_complete_and_loadable(packed, data, tmp_path):
     out = tmp_path / "hub"
-    proc = run([sys.executable, "-m", "espnet_summarymixing.upload", "--model", packed, "--repo", "me/sm-an4",
-                "--dry_run", out, "--cachedir", tmp_path / "cache"], cwd=tmp_path)
+    proc = command("upload", "--model", packed, "--repo", "me/sm-an4", "--dry_run", out, "--cachedir",
+                   tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "would be pushed to me/sm-an4 (an ASR model)" in proc.stdout
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"meta.yaml", "README.md", "exp/asr_train/config.yaml", "exp/asr_train/model.pth"} <= files
     card = (out / "README.md").read_text()
     assert 'Speech2Text.from_pretrained("me/sm-an4")' in card and "|test|3|5|" in card
     good = (data["test"] / "wav.scp").read_text().split()[1]
-    ok = subprocess.run([sys.executable, "-m", "espnet_summarymixing.transcribe", "--model", str(out),
-                         "--beam_size", "1", good], capture_output=True, text=True, timeout=600)
+    ok = command("transcribe", "--model", out, "--beam_size", "1", good)
     assert ok.returncode == 0, ok.stderr[-3000:]  # the hub layout loads as it would after a download
 
 
@@ -175,9 +173,7 @@ def test_upload_and_pack_errors_name_the_input(packed, model_dir, tmp_path):
         (tmp_path / "full").mkdir()
         (tmp_path / "full" / "x").write_text("x")
         prepare_folder(packed, tmp_path / "full", "me/x")
-    bad_repo = subprocess.run([sys.executable, "-m", "espnet_summarymixing.upload", "--model", str(packed),
-                               "--repo", "no-slash", "--dry_run", str(tmp_path / "o")],
-                              capture_output=True, text=True, timeout=300)
+    bad_repo = command("upload", "--model", packed, "--repo", "no-slash", "--dry_run", tmp_path / "o")
     assert bad_repo.returncode == 2 and "--repo no-slash: expected a Hugging Face id, user/name" in bad_repo.stderr
     with pytest.raises(FileNotFoundError, match="--asr_model_file .*missing.pth: no such file"):
         pack_model(model_dir / "config.yaml", tmp_path / "missing.pth", tmp_path / "m.zip")

@@ -8,6 +8,8 @@ import pytest
 import soundfile
 import torch
 
+from conftest import command
+
 from espnet_summarymixing.loading.models import load_asr_model
 from espnet_summarymixing.streaming.recognizer import StreamingRecognizer, full_context_text
 
@@ -101,11 +103,9 @@ def test_utterance_mvn_models_are_refused(train_model):
 def test_decoding_a_whole_set_streamed_and_offline(streaming_model, data, tmp_path):
     scp = data["test"] / "wav.scp"
     utts = [line.split() for line in scp.read_text().splitlines()]
-    base = [sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(streaming_model),
-            "--wav_scp", str(scp), "--block_ms", "100"]  # the old name of --block_seconds still works
+    base = ["--model", streaming_model, "--wav_scp", scp, "--block_ms", "100"]  # --block_seconds' old name
     for extra, name in (([], "stream"), (["--full_context"], "offline")):
-        proc = subprocess.run(base + extra + ["--output", str(tmp_path / name / "text")], capture_output=True,
-                              text=True, timeout=600)
+        proc = command("stream_decode", *base, *extra, "--output", tmp_path / name / "text")
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"{len(utts)} utterances" in proc.stderr and "real-time factor" in proc.stderr
         assert "warning: --block_ms 100 is read as --block_seconds 0.1" in proc.stderr
@@ -137,17 +137,14 @@ def test_full_context_decodes_models_that_cannot_stream(train_model, data, tmp_p
         StreamingRecognizer(model, args)
     scp = data["test"] / "wav.scp"
     out = tmp_path / "offline" / "text"
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(model_dir),
-                           "--wav_scp", str(scp), "--full_context", "--output", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = command("stream_decode", "--model", model_dir, "--wav_scp", scp, "--full_context", "--output", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(offline, full context)" in proc.stderr
     hyps = dict((line.split(" ", 1) + [""])[:2] for line in out.read_text().splitlines())
     for utt, wav in (line.split() for line in scp.read_text().splitlines()):
         wave = torch.tensor(soundfile.read(wav, dtype="float32")[0])
         assert hyps[utt] == full_context_text(model, args, wave)
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(model_dir),
-                           "--wav_scp", str(scp)], capture_output=True, text=True, timeout=600)
+    proc = command("stream_decode", "--model", model_dir, "--wav_scp", scp)
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         f"error: {model_dir} is an ASR model: it was not trained to stream: use python -m "
         "espnet_summarymixing.transcribe (or stream_decode --full_context for greedy CTC over the whole utterance)"]
@@ -189,8 +186,7 @@ def test_one_bad_entry_of_a_set_loses_nothing_else(streaming_model, data, tmp_pa
                    f"folder {tmp_path}\n"
                    f"{utts[1][0]} {utts[1][1]}\n")
     out = tmp_path / "out" / "text"
-    proc = subprocess.run([sys.executable, "-m", "espnet_summarymixing.stream_decode", "--model", str(streaming_model),
-                           "--wav_scp", str(scp), "--output", str(out)], capture_output=True, text=True, timeout=600)
+    proc = command("stream_decode", "--model", streaming_model, "--wav_scp", scp, "--output", out)
     assert proc.returncode == 1, proc.stderr[-3000:]
     written = [line.split(" ", 1)[0] for line in out.read_text().splitlines()]
     assert written == [utts[0][0], utts[1][0]]
