@@ -5,6 +5,7 @@ short enough to read in five minutes."""
 from __future__ import annotations
 
 import configparser
+import csv
 import functools
 import os
 import re
@@ -222,3 +223,42 @@ def test_the_readme_results_are_the_recipes_results():
             stem = "cls_train_cls_summarymixing" if encoder.startswith("SummaryMixing") else \
                 "cls_train_cls_conformer_e4_size144_mlp576_heads4_k15"
             assert cells[-1] == f"{summary[stem + '_sp']}, {summary[stem + '_seed1_sp']}", encoder
+
+
+# ----------------------------------------------------------------------------- the speed table
+
+HEADLINE = ROOT / "docs" / "benchmarks" / "cpu_all_families.csv"
+
+
+def _speed_rows(page: Path) -> list:
+    """The rows of the first table under a page's headline benchmark heading: [[cells], ...]."""
+    text = page.read_text(encoding="utf-8")
+    start = text.index("| length | train step |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().strip("*") for c in line.strip("|").split("|")])
+    return rows
+
+
+def _expected_speed_rows() -> list:
+    """The headline table, computed from the benchmark's CSV: SummaryMixing Conformer against ESPnet's
+    rel-pos and SDPA self-attention Conformers of the same run, at every length measured."""
+    with open(HEADLINE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by = {(r["system"], float(r["seconds"])): r for r in rows if r["status"] == "ok"}
+    out = []
+    for seconds in sorted({s for (system, s) in by if system == "conformer_summarymixing"}):
+        ours, rel, sdpa = (by[(name, seconds)] for name in
+                           ("conformer_summarymixing", "conformer_selfattn", "conformer_selfattn_sdpa"))
+        train, memory, rtf = (float(ours[k]) for k in ("train_step_s", "peak_memory_mb", "rtf"))
+        out.append([f"{seconds:g} s", f"{train:.3f} s", f"{train / float(rel['train_step_s']):.2f}",
+                    f"{train / float(sdpa['train_step_s']):.2f}", f"{memory:.0f} MB",
+                    f"{memory / float(rel['peak_memory_mb']):.2f}", f"{rtf:.4f}", f"{rtf / float(rel['rtf']):.2f}"])
+    return out
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/speed_and_memory.md"])
+def test_the_speed_table_is_the_benchmarks_csv(page):
+    assert _speed_rows(ROOT / page) == _expected_speed_rows()
