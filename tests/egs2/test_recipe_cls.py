@@ -17,7 +17,7 @@ import pytest
 import soundfile
 import yaml
 
-from conftest import require_data
+from conftest import command, require_data
 from recipe_tools import ROOT
 
 CLS_TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "cls1"
@@ -388,7 +388,7 @@ print("OK", label, sorted(files))
     assert "Classification(**files)" in card and "audio-classification" in card
 
 
-def test_classify_command_prints_labels_and_reports_bad_files_without_stopping(fsdd_run, tmp_path):
+def test_classify_command_prints_labels_and_reports_bad_files_without_stopping(fsdd_run, tmp_path, monkeypatch):
     recipe, fsdd, _ = fsdd_run
     model = recipe / "exp" / "cls_tiny" / "model.zip"
     good = [fsdd / "recordings" / "3_lucas_0.wav", fsdd / "recordings" / "8_nicolas_1.wav"]
@@ -397,9 +397,8 @@ def test_classify_command_prints_labels_and_reports_bad_files_without_stopping(f
     short = tmp_path / "short.wav"
     soundfile.write(short, np.zeros(200, dtype=np.int16), 8000, subtype="PCM_16")
     listed = write(tmp_path / "clips.scp", f"k1 {good[1]}\n")
-    proc = subprocess.run([PY, "-m", "espnet_summarymixing.classify", "--model", str(model), "--cachedir",
-                           str(tmp_path / "cache"), "--top_k", "2", str(good[0]), str(tmp_path / "missing.wav"),
-                           str(empty), str(short), "--list", str(listed)], capture_output=True, text=True)
+    proc = command("classify", "--model", model, "--cachedir", tmp_path / "cache", "--top_k", "2", good[0],
+                   tmp_path / "missing.wav", empty, short, "--list", listed)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
     assert [line.split(" → ")[0] for line in lines] == [str(good[0]), "k1"]  # a listed file is named by its key
@@ -414,8 +413,8 @@ def test_classify_command_prints_labels_and_reports_bad_files_without_stopping(f
     assert "3 of 5 files failed" in proc.stderr
     # the same model given as its training folder (from the recipe folder: ESPnet's config.yaml paths are
     # relative to it), tab-separated output
-    proc = subprocess.run([PY, "-m", "espnet_summarymixing.classify", "--model", "exp/cls_tiny",
-                           "--output_format", "tsv", str(good[0])], capture_output=True, text=True, cwd=recipe)
+    monkeypatch.chdir(recipe)
+    proc = command("classify", "--model", "exp/cls_tiny", "--output_format", "tsv", good[0])
     assert proc.returncode == 0, proc.stderr
     path, label, probability = proc.stdout.strip().split("\t")
     assert path == str(good[0]) and label in (recipe / "conf" / "labels.txt").read_text().split()
@@ -466,7 +465,7 @@ def test_the_cls_recipes_link_the_templates_shared_files(recipe):
 def test_the_cls_template_shares_asr1s_helpers_instead_of_copying_them():
     asr_pyscripts = ROOT / "egs2" / "TEMPLATE" / "asr1" / "pyscripts"
     own = {p.name for p in (CLS_TEMPLATE / "pyscripts").iterdir() if not p.is_symlink()}
-    assert own == {"label_list.py", "score_cls.py", "cls_results.py"}
+    assert own == {"label_list.py", "score_cls.py", "cls_results.py", "cls_inference.py"}
     for p in (CLS_TEMPLATE / "pyscripts").iterdir():
         if p.is_symlink():
             assert p.resolve().parent == asr_pyscripts.resolve(), p
@@ -484,6 +483,8 @@ def test_cls_setup_makes_a_classification_recipe(tmp_path):
     ([], "--train_set is required"),
     (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--fs", "8kHz"], "--fs must be a rate"),
     (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--label_list", "nope.txt"], "--label_list nope.txt: no such file"),
+    (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--inference_batch_size", "0"],
+     "--inference_batch_size must be a positive integer, got '0'"),
     (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--stage", "6", "--stop_stage", "6",
       "--cls_config", "conf/tiny.yaml"], "not found: stage 5 (feature statistics) writes it"),
     (["--train_set", "t", "--valid_set", "d", "--test_sets", "x", "--stage", "8", "--stop_stage", "8"],

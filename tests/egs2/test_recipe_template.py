@@ -474,7 +474,7 @@ OPTIONS = {
         python skip_data_prep skip_eval skip_packing skip_train skip_upload sos_eos speed_perturb_factors stage
         stop_stage test_sets token_type train_set use_lm valid_set""".split()),
     "cls": set("""audio_format cls_args cls_config cls_exp cls_stats_dir cls_tag dumpdir expdir feats_normalize fs
-        gpu_inference hf_repo inference_model inference_nj inference_tag label_list local_data_opts max_wav_duration
+        gpu_inference hf_repo inference_batch_size inference_model inference_nj inference_tag label_list local_data_opts max_wav_duration
         min_wav_duration ngpu nj num_nodes packed_model python skip_data_prep skip_eval skip_packing skip_train
         skip_upload speed_perturb_factors stage stop_stage test_sets train_set valid_set""".split()),
 }

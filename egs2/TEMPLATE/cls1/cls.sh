@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ESPnet2-style classification recipe (keyword spotting, spoken digits, sound events): the stages,
 # their numbers and the option names are those of ESPnet's egs2/TEMPLATE/cls1/cls.sh; the work is
-# done by the pip-installed ESPnet (espnet2.bin.cls_train / cls_inference) and by the helpers this
+# done by the pip-installed ESPnet (espnet2.bin.cls_train; inference: its cls_inference, batched, in
+# pyscripts/cls_inference.py) and by the helpers this
 # template shares with asr1 (utils/, pyscripts/). A corpus recipe's run.sh sets the data sets and
 # configs and calls this script. Data directories hold wav.scp, utt2spk and text = "<utt> <label>".
 set -euo pipefail
@@ -43,6 +44,7 @@ cls_stats_dir=""        # default: ${expdir}/cls_stats_${fs}
 # Inference
 inference_model=valid.acc.best.pth
 inference_tag=""        # default: inference_<model name>
+inference_batch_size=32 # clips per forward pass of stage 7 (pyscripts/cls_inference.py: ESPnet's, batched)
 
 help_message=$(cat <<EOF
 Usage: $0 --train_set <name> --valid_set <name> --test_sets "<name> ..." --cls_config <yaml> [options]
@@ -63,7 +65,7 @@ Options (default):
   --label_list ("${label_list}")
   --cls_config ("${cls_config}") --cls_args ("${cls_args}") --cls_tag ("${cls_tag}") --cls_exp ("${cls_exp}")
   --cls_stats_dir ("${cls_stats_dir}")
-  --inference_model (${inference_model}) --inference_tag ("${inference_tag}")
+  --inference_model (${inference_model}) --inference_tag ("${inference_tag}") --inference_batch_size (${inference_batch_size})
 $(common_options_help)
 EOF
 )
@@ -73,6 +75,8 @@ parse_recipe_options "$@"  # utils/recipe_stages.sh: the options, then path.sh a
 # ---------------------------------------------------------------------------------------------
 # Check the options before anything runs (check_common_options, below, those asr.sh has too).
 if [ -n "${label_list}" ] && [ ! -f "${label_list}" ]; then die "--label_list ${label_list}: no such file"; fi
+[[ "${inference_batch_size}" =~ ^[1-9][0-9]*$ ]] \
+    || die "--inference_batch_size must be a positive integer, got '${inference_batch_size}'"
 
 # ---------------------------------------------------------------------------------------------
 # Derived names (as ESPnet's).
@@ -124,7 +128,8 @@ stage_infer() {
     stage_start infer "inference on ${eval_sets}with ${cls_exp}/${inference_model}"
     need_model
     for x in ${eval_sets}; do
-        run_inference "${x}" "${cls_exp}/${inference_tag}/${x}" prediction "text score" espnet2.bin.cls_inference \
+        run_inference "${x}" "${cls_exp}/${inference_tag}/${x}" prediction "text score" \
+            pyscripts.cls_inference --batch_size "${inference_batch_size}" \
             --classification_train_config "${cls_exp}/config.yaml" \
             --classification_model_file "${cls_exp}/${inference_model}" --output_all_probabilities true
     done
