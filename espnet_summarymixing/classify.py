@@ -5,10 +5,11 @@ ESPnet classifier (``espnet2.tasks.cls``, as trained by an ``egs2/*/cls1`` recip
     python -m espnet_summarymixing.classify --model model.zip --list clips.txt --top_k 3
 
 Prints one line per file, ``<file> → <label> (<probability>)``, or the ``--top_k`` most probable
-labels, in the order given; the clips are classified ``--batch_size`` at a time (the same labels
-and probabilities as one at a time: each clip's features are computed alone, then padded); ``--output_format tsv`` prints ``<file><TAB><label><TAB><probability>`` instead. Files come
-as arguments and/or from ``--list`` (``--wav_scp``: ``<path>`` or Kaldi ``<key> <path>`` per line;
-a listed file is printed as its key). Any sample rate is resampled to the model's, channels are
+labels, in the order given; ``--output_format tsv`` prints ``<file><TAB><label><TAB><probability>``
+instead. The clips are classified ``--batch_size`` at a time, with the labels and probabilities of one
+at a time (each clip's features are computed alone, then padded). Files come as arguments and/or
+from ``--list`` (``--wav_scp``: ``<path>`` or Kaldi ``<key> <path>`` per line; a listed file is
+printed as its key). Any sample rate is resampled to the model's, channels are
 down-mixed. A file that cannot be read, holds no samples or is too short for the encoder's
 subsampling is reported on stderr and the others are still classified; the exit status is 0 only if
 every file was classified (1 if some failed, 2 if the model could not be loaded or is not a
@@ -91,7 +92,12 @@ class Classifier:
         self.rate = sample_rate(args)
         self.labels = list(args.token_list)[: net.vocab_size]
         self.multi_label = net.classification_type == "multi-label"
-        self._input_layer = None  # read on first use (_too_short)
+        from espnet_summarymixing.frames.input_layer import InputLayer  # torch: after the model, not at start-up
+
+        try:  # the encoder's input layer, for its too-short rule (_too_short)
+            self._input_layer = InputLayer(net.encoder.embed)
+        except (AttributeError, ValueError):  # an input layer of another kind: the batch's output length decides
+            self._input_layer = None
 
     def scores(self, wave):
         """Every class's probability (a tensor in the model's class order) for one mono waveform at
@@ -126,9 +132,11 @@ class Classifier:
                         enc, enc_lens = self.model.encode(speech, lengths)
                         probs = self.model.classification_function(self.model.decoder(enc, enc_lens)).cpu()
                     frames = seen.get("lengths", lengths).tolist()
-                    alone = [i for j, i in enumerate(rows) if self._too_short(frames[j], int(enc_lens[j]))]
+                    alone = []
                     for j, i in enumerate(rows):
-                        if i not in alone:
+                        if self._too_short(frames[j], int(enc_lens[j])):
+                            alone.append(i)
+                        else:
                             out[i] = probs[j]
                 except Exception:  # a clip the front end cannot take: each alone, for its own error
                     alone = list(rows)
@@ -144,19 +152,13 @@ class Classifier:
         short for the encoder's input layer alone (it raises there): ESPnet's rule, by
         :class:`~espnet_summarymixing.frames.input_layer.InputLayer`. In a padded batch ESPnet's mask
         arithmetic keeps such a clip one encoder frame, so its batch result is not used."""
-        from espnet_summarymixing.frames.input_layer import InputLayer, TooShortUttError
+        from espnet_summarymixing.frames.input_layer import TooShortUttError
 
-        if self._input_layer is None:
+        if self._input_layer is not None:
             try:
-                self._input_layer = InputLayer(self.model.encoder.embed)
-            except (AttributeError, ValueError):  # an input layer of another kind: its output length
-                self._input_layer = False
-        if self._input_layer is False:
-            return encoded < 1
-        try:
-            self._input_layer.check_length(frames)
-        except TooShortUttError:
-            return True
+                self._input_layer.check_length(frames)
+            except TooShortUttError:
+                return True
         return encoded < 1
 
     def ranked(self, scores) -> Ranked:

@@ -264,7 +264,7 @@ def train_model(data, tmp_path_factory):
         key = (encoder, normalize, repr(sorted(encoder_conf.items())))
         if key not in cache:
             conf = {**{**ENCODER_CONF, **BASELINE_CONF}[encoder], **encoder_conf}
-            name = f"{encoder}-{hashlib.sha1(key[1:].__repr__().encode()).hexdigest()[:10]}"
+            name = f"{encoder}-{hashlib.sha1(repr(key[1:]).encode()).hexdigest()[:10]}"
             cache[key] = shared_build(tmp_path_factory, name,
                                       lambda exp: _train(encoder, conf, normalize, data, exp)) / "model"
         return cache[key]

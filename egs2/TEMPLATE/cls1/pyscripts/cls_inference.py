@@ -20,7 +20,7 @@ of one gives (float rounding aside). The weights are read with ``weights_only=Tr
 import logging
 import sys
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from espnet_summarymixing.classify import Classifier
 from espnet_summarymixing.cli.loop import CommandError, run, too_short
@@ -50,7 +50,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _infer(args) -> int:
-    import torch
     from espnet2.fileio.datadir_writer import DatadirWriter
     from espnet2.tasks.cls import CLSTask
     from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
@@ -69,22 +68,27 @@ def _infer(args) -> int:
         allow_variable_data_keys=args.allow_variable_data_keys, inference=True)
     start, count = time.perf_counter(), 0
     with DatadirWriter(args.output_dir) as writer:
-        keys: List[str] = []
-        waves: List[torch.Tensor] = []
-        for batch_keys, batch in loader:
-            keys.append(batch_keys[0])
-            waves.append(batch["speech"][0])
-            if len(keys) == args.batch_size:
-                _write(writer["prediction"], keys, classifier.batch_scores(waves, args.batch_size), classifier, args)
-                count += len(keys)
-                keys, waves = [], []
-        if keys:
+        for keys, waves in _batches(loader, args.batch_size):
             _write(writer["prediction"], keys, classifier.batch_scores(waves, args.batch_size), classifier, args)
             count += len(keys)
     seconds = time.perf_counter() - start
     logging.info(f"classified {count} clips in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} clips/s, "
                  f"batches of {args.batch_size})")
     return 0
+
+
+def _batches(loader, size: int) -> Iterator[Tuple[List[str], list]]:
+    """(keys, waveforms) of ``size`` clips at a time (fewer at the end) from ESPnet's one-clip loader."""
+    keys: List[str] = []
+    waves: list = []
+    for batch_keys, batch in loader:
+        keys.append(batch_keys[0])
+        waves.append(batch["speech"][0])
+        if len(keys) == size:
+            yield keys, waves
+            keys, waves = [], []
+    if keys:
+        yield keys, waves
 
 
 def _write(result_writer, keys: List[str], results: list, classifier: Classifier, args) -> None:
