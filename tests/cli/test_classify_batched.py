@@ -130,3 +130,39 @@ def test_recipe_inference_writes_espnets_files_with_espnets_figures(model_dir, c
                 assert got[key] == want[key], (name, key)
     assert _lines(tmp_path / "ours" / "prediction" / "token")[f"clip{SHORT}"] == "-1"  # ESPnet's too-short line
     assert set(_lines(tmp_path / "ours" / "prediction" / "text").values()) <= {*LABELS, ""}
+
+
+def test_recipe_inference_classifies_further_sets_with_also_as_separate_runs_would(model_dir, clips, tmp_path):
+    """Stage 7 classifies every evaluation set in one process per job (``--also``): each set's files are
+    those a run of its own writes."""
+    scps = []
+    for name, part in (("a", clips[:4]), ("b", clips[4:]), ("c", clips[1:3])):
+        scps.append(tmp_path / f"{name}.scp")
+        scps[-1].write_text("".join(f"{name}{i} {p}\n" for i, p in enumerate(part)))
+    keys = tmp_path / "keys_c.scp"
+    keys.write_text("c1 x\n")  # a key file: only c1 of set c
+    common = ["--ngpu", "0", "--batch_size", "2", "--classification_train_config", str(model_dir / "config.yaml"),
+              "--classification_model_file", str(model_dir / "valid.acc.ave.pth"), "--output_all_probabilities", "true"]
+    cls_inference = _recipe_cls_inference()
+    assert cls_inference.main([*common, "--data_path_and_name_and_type", f"{scps[0]},speech,sound",
+                               "--output_dir", str(tmp_path / "together" / "a"),
+                               "--also", f"{scps[1]},,{tmp_path / 'together' / 'b'}",
+                               "--also", f"{scps[2]},{keys},{tmp_path / 'together' / 'c'}"]) == 0
+    for name, scp, key_file in (("a", scps[0], None), ("b", scps[1], None), ("c", scps[2], keys)):
+        alone = [*common, "--data_path_and_name_and_type", f"{scp},speech,sound",
+                 "--output_dir", str(tmp_path / "alone" / name)] + (["--key_file", str(key_file)] if key_file else [])
+        assert cls_inference.main(alone) == 0
+        for file in ("text", "token", "score"):
+            got = (tmp_path / "together" / name / "prediction" / file).read_text()
+            assert got == (tmp_path / "alone" / name / "prediction" / file).read_text(), (name, file)
+    assert sorted(_lines(tmp_path / "together" / "c" / "prediction" / "text")) == ["c1"]
+    assert len(_lines(tmp_path / "together" / "b" / "prediction" / "text")) == len(clips) - 4
+
+
+def test_recipe_inference_refuses_a_malformed_also(model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _recipe_cls_inference().main(["--ngpu", "0", "--output_dir", str(tmp_path), "--data_path_and_name_and_type",
+                                      "x,speech,sound", "--classification_train_config", "c.yaml",
+                                      "--also", "only-one-part"])
+    assert exit_info.value.code == 2
+    assert "expected DATA,KEYS,OUTPUT_DIR (KEYS may be empty), got 'only-one-part'" in capsys.readouterr().err

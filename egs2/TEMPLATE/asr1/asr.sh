@@ -237,7 +237,7 @@ stage_decode() {
     if "${use_lm}"; then lm_opts=(--lm_train_config "${lm_exp}/config.yaml" --lm_file "${lm_exp}/${inference_lm}"); fi
     for x in ${test_sets}; do
         # shellcheck disable=SC2086
-        run_inference "${x}" "${asr_exp}/${inference_tag}/${x}" 1best_recog "token token_int score text" \
+        run_inference "${x}" "${asr_exp}/${inference_tag}" 1best_recog "token token_int score text" \
             espnet2.bin.asr_inference --asr_train_config "${asr_exp}/config.yaml" \
             --asr_model_file "${asr_exp}/${inference_asr_model}" ${inference_config:+--config "${inference_config}"} \
             "${lm_opts[@]}" ${inference_args}

@@ -122,17 +122,15 @@ stage_token_list() {
     stage_done
 }
 
-# Stage 7: each evaluation set classified, with every class's probability.
+# Stage 7: every evaluation set classified, with every class's probability: each job loads the model
+# once for all the sets (pyscripts/cls_inference.py --also).
 stage_infer() {
-    local x
     stage_start infer "inference on ${eval_sets}with ${cls_exp}/${inference_model}"
     need_model
-    for x in ${eval_sets}; do
-        run_inference "${x}" "${cls_exp}/${inference_tag}/${x}" prediction "text score" \
-            pyscripts.cls_inference --batch_size "${inference_batch_size}" \
-            --classification_train_config "${cls_exp}/config.yaml" \
-            --classification_model_file "${cls_exp}/${inference_model}" --output_all_probabilities true
-    done
+    run_inference "${eval_sets}" "${cls_exp}/${inference_tag}" prediction "text score" \
+        pyscripts.cls_inference --batch_size "${inference_batch_size}" \
+        --classification_train_config "${cls_exp}/config.yaml" \
+        --classification_model_file "${cls_exp}/${inference_model}" --output_all_probabilities true
     stage_done
 }
 

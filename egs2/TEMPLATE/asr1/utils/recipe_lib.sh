@@ -170,31 +170,45 @@ add_vocabulary_size() {
     done
 }
 
-# run_inference SET DIR RESULT FILES MODULE [OPTION...]: ESPnet's inference MODULE (e.g.
-# espnet2.bin.asr_inference) over ${data_feats}/SET/wav.scp in at most --inference_nj jobs (${decode_cmd},
-# or ${cuda_cmd} with --gpu_inference true), logs in DIR/logdir/<module>.*.log; each of FILES
-# (space-separated) of the jobs' output.N/RESULT/ merged into DIR, sorted by key. OPTIONs: MODULE's
-# model options. DIR/logdir is made anew: a re-run gives the same result.
+# run_inference SETS PREFIX RESULT FILES MODULE [OPTION...]: ESPnet's inference MODULE (e.g.
+# espnet2.bin.asr_inference) over ${data_feats}/SET/wav.scp of each of SETS (space-separated) in at most
+# --inference_nj jobs (${decode_cmd}, or ${cuda_cmd} with --gpu_inference true); each job loads the model
+# once and does its part of every set, so more than one set needs a MODULE with --also (the classification
+# template's pyscripts.cls_inference). Logs: PREFIX/<first set>/logdir/<module>.*.log; each of FILES
+# (space-separated) of the jobs' output.N/RESULT/ merged into PREFIX/SET, sorted by key. OPTIONs: MODULE's
+# model options. Each PREFIX/SET/logdir is made anew: a re-run gives the same result.
 run_inference() {
-    local set=$1 dir=$2 result=$3 files=$4 module=$5 data=${data_feats}/$1 logdir=$2/logdir cmd=${decode_cmd}
-    local gpus=0 name=${5##*.} n f i
+    local sets=$1 prefix=$2 result=$3 files=$4 module=$5 cmd=${decode_cmd} gpus=0 name=${5##*.}
+    local n=${inference_nj} total=0 set first="" also=() logdir f i
     shift 5
-    need_data "${set}" "${data}/wav.scp"
-    rm -rf "${logdir}"
-    n=$(min "${inference_nj}" "$(wc -l < "${data}/wav.scp")")
-    [ "${n}" -ge 1 ] || stage_die "${data}/wav.scp is empty"
-    split_jobs "${data}/wav.scp" "${logdir}" "${n}"
+    for set in ${sets}; do
+        need_data "${set}" "${data_feats}/${set}/wav.scp"
+        n=$(min "${n}" "$(wc -l < "${data_feats}/${set}/wav.scp")")
+        total=$((total + $(wc -l < "${data_feats}/${set}/wav.scp")))
+    done
+    [ "${n}" -ge 1 ] || stage_die "a wav.scp of ${sets} is empty"
+    for set in ${sets}; do
+        logdir=${prefix}/${set}/logdir
+        rm -rf "${logdir}"
+        split_jobs "${data_feats}/${set}/wav.scp" "${logdir}" "${n}"
+        if [ -z "${first}" ]; then first=${set}; continue; fi
+        also+=(--also "${data_feats}/${set}/wav.scp,${logdir}/keys.JOB.scp,${logdir}/output.JOB")
+    done
+    logdir=${prefix}/${first}/logdir
     if "${gpu_inference}"; then cmd="${cuda_cmd} --gpu 1"; gpus=1; fi
-    log "${name} on ${set}: $(wc -l < "${data}/wav.scp") recordings in ${n} jobs, logs in ${logdir}/${name}.*.log"
+    log "${name} on ${sets}: ${total} recordings in ${n} jobs, logs in ${logdir}/${name}.*.log"
     ${cmd} JOB=1:"${n}" "${logdir}/${name}.JOB.log" \
         "${python}" -m "${module}" --batch_size 1 --ngpu "${gpus}" \
-            --data_path_and_name_and_type "${data}/wav.scp,speech,sound" --key_file "${logdir}/keys.JOB.scp" \
-            --output_dir "${logdir}/output.JOB" "$@" \
-        || stage_die "${name} on ${set} failed, see ${logdir}/${name}.*.log"
-    for f in ${files}; do
-        for i in $(seq "${n}"); do
-            if [ -f "${logdir}/output.${i}/${result}/${f}" ]; then cat "${logdir}/output.${i}/${result}/${f}"; fi
-        done | LC_ALL=C sort -k1,1 > "${dir}/${f}"
+            --data_path_and_name_and_type "${data_feats}/${first}/wav.scp,speech,sound" --key_file "${logdir}/keys.JOB.scp" \
+            --output_dir "${logdir}/output.JOB" "${also[@]}" "$@" \
+        || stage_die "${name} on ${sets} failed, see ${logdir}/${name}.*.log"
+    for set in ${sets}; do
+        logdir=${prefix}/${set}/logdir
+        for f in ${files}; do
+            for i in $(seq "${n}"); do
+                if [ -f "${logdir}/output.${i}/${result}/${f}" ]; then cat "${logdir}/output.${i}/${result}/${f}"; fi
+            done | LC_ALL=C sort -k1,1 > "${prefix}/${set}/${f}"
+        done
+        log "${prefix}/${set}/text: $(wc -l < "${prefix}/${set}/text") results"
     done
-    log "${dir}/text: $(wc -l < "${dir}/text") results"
 }

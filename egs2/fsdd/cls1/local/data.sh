@@ -7,7 +7,7 @@
 set -euo pipefail
 
 log() {
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') (local/data.sh) $*"
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (local/data.sh) $*" >&2
 }
 SECONDS=0
 
@@ -17,9 +17,16 @@ fsdd_url=""             # default: the GitHub archive of tag v${fsdd_version}
 fsdd_sha256=""          # SHA-256 of the archive, checked when given (the corpus publishes none)
 dev_speakers=lucas      # speakers of the dev set (comma-separated)
 test_speakers=nicolas   # speakers of the test set (comma-separated); every other speaker is trained on
+dev_takes=""            # takes of the other speakers that go to dev instead (e.g. 45-49; local/data_prep.py)
+test_takes=""           # takes of the other speakers that go to test instead (e.g. 0-4)
+suffix=""               # appended to the set names: data/train${suffix}, data/dev${suffix}, data/test${suffix}
+fold=""                 # one fold of run.sh --folds, instead of the options above: a speaker (leave-one-speaker-out:
+                        # test that speaker, dev takes 45-49 of the others, data/*_loso-<speaker>) or "takes" (the
+                        # usual split, not speaker-disjoint: test takes 0-4, dev takes 45-49, data/*_takes)
+list_speakers=false     # print the corpus's speakers (one line) and stop
 python=python3
 
-help_message="Usage: $0 [--datadir ${datadir}] [--fsdd_version ${fsdd_version}] [--fsdd_url URL] [--fsdd_sha256 HEX] [--dev_speakers \"${dev_speakers}\"] [--test_speakers \"${test_speakers}\"]"
+help_message="Usage: $0 [--datadir ${datadir}] [--fsdd_version ${fsdd_version}] [--fsdd_url URL] [--fsdd_sha256 HEX] [--dev_speakers \"${dev_speakers}\"] [--test_speakers \"${test_speakers}\"] [--dev_takes \"${dev_takes}\"] [--test_takes \"${test_takes}\"] [--suffix \"${suffix}\"] [--fold <speaker>|takes] [--list_speakers true]"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; }
 
@@ -38,7 +45,17 @@ if [ ! -d "${FSDD}/recordings" ]; then
     log "Error: stage 1: ${FSDD} is not an FSDD tree (${FSDD}/recordings not found): set FSDD in db.sh to the folder that holds recordings/, or leave it empty to download the corpus"
     exit 1
 fi
-log "preparing data/ from ${FSDD} (dev: ${dev_speakers}; test: ${test_speakers}; the other speakers: train)"
+if [ "${list_speakers}" = true ]; then
+    find "${FSDD}/recordings" -maxdepth 1 -name '*_*_*.wav' -printf '%f\n' | cut -d_ -f2 | sort -u | tr '\n' ' ' | sed 's/ $/\n/'
+    exit 0
+fi
+if [ "${fold}" = takes ]; then
+    dev_speakers="" test_speakers="" dev_takes=45-49 test_takes=0-4 suffix=_takes
+elif [ -n "${fold}" ]; then
+    dev_speakers="" test_speakers=${fold} dev_takes=45-49 test_takes="" suffix=_loso-${fold}
+fi
+log "preparing data/{train,dev,test}${suffix} from ${FSDD} (dev: ${dev_speakers:-no speaker}${dev_takes:+, takes ${dev_takes}}; test: ${test_speakers:-no speaker}${test_takes:+, takes ${test_takes}}; the other speakers' other takes: train)"
 "${python}" local/data_prep.py "${FSDD}" data --dev_speakers "${dev_speakers}" --test_speakers "${test_speakers}" \
+    --dev_takes "${dev_takes}" --test_takes "${test_takes}" --suffix "${suffix}" \
     || { log "Error: stage 1: data preparation from ${FSDD} failed (see above)"; exit 1; }
 log "Successfully finished. [elapsed=${SECONDS}s]"
