@@ -321,15 +321,21 @@ def run_recipe(recipe, fsdd, *args):
                           env=recipe_env(fsdd), timeout=1200)
 
 
-@pytest.fixture(scope="module")
-def fsdd_run(tmp_path_factory):
+def recipe_run(tmp_path_factory, name: str, takes, *args):
+    """(recipe, corpus, process) of run.sh with ``args`` in a fresh copy of the recipe, on ``takes`` of
+    every speaker of the local FSDD; the run must succeed."""
     require_data("fsdd", "recordings")  # skipped with the reason, failed in CI
-    tmp = tmp_path_factory.mktemp("fsdd_recipe")
-    fsdd = fsdd_subset(tmp / "fsdd", takes=(0, 1))
+    tmp = tmp_path_factory.mktemp(name)
+    fsdd = fsdd_subset(tmp / "fsdd", takes=takes)
     recipe = make_fsdd_recipe(tmp)
-    proc = run_recipe(recipe, fsdd)
+    proc = run_recipe(recipe, fsdd, *args)
     assert proc.returncode == 0, f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
     return recipe, fsdd, proc
+
+
+@pytest.fixture(scope="module")
+def fsdd_run(tmp_path_factory):
+    return recipe_run(tmp_path_factory, "fsdd_recipe", (0, 1))
 
 
 def test_fsdd_recipe_runs_every_stage_and_reports_results(fsdd_run):
@@ -341,7 +347,7 @@ def test_fsdd_recipe_runs_every_stage_and_reports_results(fsdd_run):
     assert (recipe / "data" / "token_list" / "train" / "labels.txt").read_text().split() == \
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "<unk>"]
     config = yaml.safe_load((exp / "config.yaml").read_text())
-    assert config["encoder"] == "summarymixing_conformer" and config["normalize"] == "global_mvn"
+    assert config["encoder"] == "summarymixing_conformer" and config["normalize"] == "utterance_mvn"  # run.sh: --feats_normalize
     assert config["frontend_conf"]["fs"] == "8k"
     for dataset in ("dev", "test"):
         d = exp / "inference_valid.acc.best" / dataset

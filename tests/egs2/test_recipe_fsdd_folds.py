@@ -4,17 +4,13 @@ end to end on a few real clips with a tiny model: a whole cls.sh run per fold, a
 finished folds, and stage 7 classifying every set of a fold in one process per job."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import require_data
-from test_recipe_cls import (FSDD_RECIPE, PY, TINY_CLS, TINY_OPTIONS, fsdd_subset, make_fsdd_recipe, needs_fsdd,
-                             prep, recipe_env, table)
-
-import subprocess
-import sys
+from test_recipe_cls import FSDD_RECIPE, fsdd_subset, needs_fsdd, prep, recipe_run, run_recipe, table
 
 SLOW_FIXTURES = ("folds_run",)  # two folds of the shrunken FSDD recipe, every stage: a minute or more
 
@@ -104,8 +100,11 @@ def test_fold_results_gives_each_speaker_the_mean_the_seeds_and_the_pooled_confu
     fake_fold(exp, "loso-a", "cls_twin_sp", *clips("a", 10), seconds=200)  # one fold of three done
     (exp / "cls_stats_8k_sp").mkdir()  # not a fold: ignored
     out = tmp_path / "report" / "RESULTS_folds.md"
-    assert fold_results.main([str(exp), "--out", str(out)]) == 0
+    notes = tmp_path / "notes.md"
+    notes.write_text("How these were made: by hand.\n")
+    assert fold_results.main([str(exp), "--out", str(out), "--notes", str(notes)]) == 0
     text = out.read_text()
+    assert text.index("## Environments") < text.index("How these were made: by hand.") < text.index("## Test accuracy")
     # per fold: 2, 4, 0 wrong of 20 -> 90, 80, 100; mean 90; takes 95; mean time of the speakers' folds
     assert "|cls_sm_sp|90.00|80.00|100.00|**90.00**|" in text
     assert "|2m 00s|95.00|" in text.split("|cls_sm_sp|")[1].splitlines()[0]  # (120 + 140 + 100) / 3 s
@@ -126,30 +125,25 @@ def test_fold_results_gives_each_speaker_the_mean_the_seeds_and_the_pooled_confu
     assert len(accuracy) == 8
 
 
-def test_fold_results_with_no_scores_is_an_error(tmp_path, capsys):
+def test_fold_results_with_no_scores_or_no_notes_file_is_an_error(tmp_path, capsys):
     (tmp_path / "exp" / "loso-a").mkdir(parents=True)
     assert fold_results.main([str(tmp_path / "exp")]) == 1
     assert "no fold scores found" in capsys.readouterr().err
+    assert fold_results.main([str(tmp_path / "exp"), "--notes", str(tmp_path / "missing.md")]) == 1
+    assert f"--notes {tmp_path / 'missing.md'}: No such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "exp" / "RESULTS_folds.md").exists()
 
 
 # ---------------------------------------------------------------------------------------------
 # run.sh --folds, tiny
 
 
-def run_folds(recipe, fsdd, *args):
-    return subprocess.run(["./run.sh", "--folds", "nicolas takes", *TINY_OPTIONS, "--stop_stage", "8", *args],
-                          cwd=recipe, capture_output=True, text=True, env=recipe_env(fsdd), timeout=1200)
+FOLDS = ("--folds", "nicolas takes", "--stop_stage", "8")
 
 
 @pytest.fixture(scope="module")
 def folds_run(tmp_path_factory):
-    require_data("fsdd", "recordings")  # skipped with the reason, failed in CI
-    tmp = tmp_path_factory.mktemp("fsdd_folds")
-    fsdd = fsdd_subset(tmp / "fsdd", takes=(0, 1, 45))
-    recipe = make_fsdd_recipe(tmp)
-    proc = run_folds(recipe, fsdd)
-    assert proc.returncode == 0, f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
-    return recipe, fsdd, proc
+    return recipe_run(tmp_path_factory, "fsdd_folds", (0, 5, 45), *FOLDS)  # takes fold: test 0, dev 45, train 5
 
 
 def test_each_fold_is_a_whole_recipe_run_of_its_own(folds_run):
@@ -169,7 +163,7 @@ def test_each_fold_is_a_whole_recipe_run_of_its_own(folds_run):
         assert "--also" in log_text and f"test_{fold}/logdir/output.1" in log_text
         assert len(table(inference / f"test_{fold}" / "text")) == test_clips
         assert not list((inference / f"test_{fold}" / "logdir").glob("cls_inference.*.log"))
-    assert speakers_and_takes(recipe / "data" / "test_loso-nicolas") == {"nicolas": [0, 1, 45]}
+    assert speakers_and_takes(recipe / "data" / "test_loso-nicolas") == {"nicolas": [0, 5, 45]}
     assert "nicolas" not in speakers_and_takes(recipe / "data" / "train_loso-nicolas")
     report = (recipe / "exp" / "RESULTS_folds.md").read_text()
     assert "|experiment|nicolas|mean|" in report and "\n|cls_tiny|" in report
@@ -179,19 +173,18 @@ def test_each_fold_is_a_whole_recipe_run_of_its_own(folds_run):
 
 def test_a_rerun_skips_the_finished_folds_and_other_options_run_again(folds_run):
     recipe, fsdd, _ = folds_run
-    proc = run_folds(recipe, fsdd)
+    proc = run_recipe(recipe, fsdd, *FOLDS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fold loso-nicolas: finished before with these options" in proc.stdout
     assert "fold takes: finished before with these options" in proc.stdout
     assert "Stage 1" not in proc.stdout and "\n|cls_tiny|" in proc.stdout
-    proc = run_folds(recipe, fsdd, "--stage", "8")  # other options: a run of their own
+    proc = run_recipe(recipe, fsdd, *FOLDS, "--stage", "8")  # other options: a run of their own
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished before" not in proc.stdout and proc.stdout.count("Stage 8") >= 2
 
 
-def test_an_unknown_fold_speaker_stops_with_the_speakers_found(folds_run, tmp_path):
+def test_an_unknown_fold_speaker_stops_with_the_speakers_found(folds_run):
     recipe, fsdd, _ = folds_run
-    proc = subprocess.run(["./run.sh", "--folds", "alice", *TINY_OPTIONS, "--stop_stage", "1"], cwd=recipe,
-                          capture_output=True, text=True, env=recipe_env(fsdd), timeout=300)
+    proc = run_recipe(recipe, fsdd, "--folds", "alice", "--stop_stage", "1")
     assert proc.returncode != 0
     assert "--test_speakers: alice not in the corpus (speakers found: george, jackson, lucas, nicolas)" in proc.stderr

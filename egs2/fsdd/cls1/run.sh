@@ -10,7 +10,7 @@
 # goes on where it stopped; then local/fold_results.py writes exp/RESULTS_folds.md and
 # exp/RESULTS_folds.json (per fold, mean, pooled per-class table and confusion matrix). Options of cls.sh
 # can be added, e.g.
-#     ./run.sh --cls_config conf/tuning/train_cls_conformer_e4_size144_mlp576_heads4_k15.yaml  # self-attention twin
+#     ./run.sh --cls_config conf/tuning/train_cls_conformer_e4_size96_mlp384_heads4_k15.yaml   # self-attention twin
 #     ./run.sh --folds all --cls_args "--seed 1"                                               # another seed
 #     ./run.sh --stage 7                                                                      # classify and score again
 #     ./run.sh --local_data_opts "--test_speakers theo,nicolas --dev_speakers yweweler"       # another split
@@ -33,6 +33,7 @@ done
 common=(
     --fs 8k
     --speed_perturb_factors "0.9 1.0 1.1"
+    --feats_normalize utterance_mvn
     --min_wav_duration 0.1
     --max_wav_duration 3
     --nj 2

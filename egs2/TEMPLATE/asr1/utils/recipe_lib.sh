@@ -174,12 +174,14 @@ add_vocabulary_size() {
 # espnet2.bin.asr_inference) over ${data_feats}/SET/wav.scp of each of SETS (space-separated) in at most
 # --inference_nj jobs (${decode_cmd}, or ${cuda_cmd} with --gpu_inference true); each job loads the model
 # once and does its part of every set, so more than one set needs a MODULE with --also (the classification
-# template's pyscripts.cls_inference). Logs: PREFIX/<first set>/logdir/<module>.*.log; each of FILES
+# template's pyscripts.cls_inference). Jobs run on this machine (utils/run.pl) share its cores: each gets
+# cores / jobs threads (OMP_NUM_THREADS, unless set), as 2 jobs of 2 threads on 2 cores run slower than 2 of
+# 1. Logs: PREFIX/<first set>/logdir/<module>.*.log; each of FILES
 # (space-separated) of the jobs' output.N/RESULT/ merged into PREFIX/SET, sorted by key. OPTIONs: MODULE's
 # model options. Each PREFIX/SET/logdir is made anew: a re-run gives the same result.
 run_inference() {
     local sets=$1 prefix=$2 result=$3 files=$4 module=$5 cmd=${decode_cmd} gpus=0 name=${5##*.}
-    local n=${inference_nj} total=0 set first="" also=() logdir f i
+    local n=${inference_nj} total=0 set first="" also=() logdir f i threads=()
     shift 5
     for set in ${sets}; do
         need_data "${set}" "${data_feats}/${set}/wav.scp"
@@ -196,9 +198,12 @@ run_inference() {
     done
     logdir=${prefix}/${first}/logdir
     if "${gpu_inference}"; then cmd="${cuda_cmd} --gpu 1"; gpus=1; fi
+    if [ "${cmd}" = utils/run.pl ] && [ -z "${OMP_NUM_THREADS:-}" ]; then
+        threads=(env OMP_NUM_THREADS="$(( $(nproc) / n > 1 ? $(nproc) / n : 1 ))")
+    fi
     log "${name} on ${sets}: ${total} recordings in ${n} jobs, logs in ${logdir}/${name}.*.log"
     ${cmd} JOB=1:"${n}" "${logdir}/${name}.JOB.log" \
-        "${python}" -m "${module}" --batch_size 1 --ngpu "${gpus}" \
+        "${threads[@]}" "${python}" -m "${module}" --batch_size 1 --ngpu "${gpus}" \
             --data_path_and_name_and_type "${data_feats}/${first}/wav.scp,speech,sound" --key_file "${logdir}/keys.JOB.scp" \
             --output_dir "${logdir}/output.JOB" "${also[@]}" "$@" \
         || stage_die "${name} on ${sets} failed, see ${logdir}/${name}.*.log"
