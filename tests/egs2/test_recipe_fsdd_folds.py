@@ -119,6 +119,8 @@ def test_fold_results_gives_each_speaker_the_mean_the_seeds_and_the_pooled_confu
     assert "|60|54|90.00|" in pooled
     assert "|one|6|6|66.7|66.7|66.7|" in pooled  # 4 of the 6 right; zero -> one in a and b
     assert (tmp_path / "report" / "cls_sm_sp_loso.png").is_file()
+    assert "## cls_twin_sp: every held-out speaker" not in text  # one fold of three: nothing to pool
+    assert not (tmp_path / "report" / "cls_twin_sp_loso.png").exists()
     records = json.loads(out.with_suffix(".json").read_text())
     accuracy = {(r["experiment"], r["fold"]): r["value"] for r in records if r["metric"] == "accuracy"}
     assert accuracy[("cls_sm_sp", "loso-b")] == 80.0 and accuracy[("cls_sm_sp", "takes")] == 95.0

@@ -43,7 +43,8 @@ common=(
 )
 
 if [ -z "${folds}" ]; then
-    exec ./cls.sh --train_set train --valid_set dev --test_sets "dev test" "${common[@]}" "${args[@]}"
+    ./cls.sh --train_set train --valid_set dev --test_sets "dev test" "${common[@]}" "${args[@]}"
+    exit 0
 fi
 
 . ./path.sh
