@@ -181,12 +181,13 @@ add_vocabulary_size() {
 # model options. Each PREFIX/SET/logdir is made anew: a re-run gives the same result.
 run_inference() {
     local sets=$1 prefix=$2 result=$3 files=$4 module=$5 cmd=${decode_cmd} gpus=0 name=${5##*.}
-    local n=${inference_nj} total=0 set first="" also=() logdir f i threads=()
+    local n=${inference_nj} total=0 set first="" also=() logdir f i threads=() count
     shift 5
     for set in ${sets}; do
         need_data "${set}" "${data_feats}/${set}/wav.scp"
-        n=$(min "${n}" "$(wc -l < "${data_feats}/${set}/wav.scp")")
-        total=$((total + $(wc -l < "${data_feats}/${set}/wav.scp")))
+        count=$(wc -l < "${data_feats}/${set}/wav.scp")
+        n=$(min "${n}" "${count}")
+        total=$((total + count))
     done
     [ "${n}" -ge 1 ] || stage_die "a wav.scp of ${sets} is empty"
     for set in ${sets}; do

@@ -80,11 +80,11 @@ def _infer(args) -> int:
     train_args = classifier.train_args
     sets = [(args.data_path_and_name_and_type, args.key_file, args.output_dir)]
     sets += [([(data, "speech", "sound")], keys, out) for data, keys, out in args.also]
+    preprocess_fn, collate_fn = CLSTask.build_preprocess_fn(train_args, False), CLSTask.build_collate_fn(train_args, False)
     for data, key_file, output_dir in sets:
         loader = CLSTask.build_streaming_iterator(
-            data, dtype=args.dtype, batch_size=1, key_file=key_file,
-            num_workers=args.num_workers, preprocess_fn=CLSTask.build_preprocess_fn(train_args, False),
-            collate_fn=CLSTask.build_collate_fn(train_args, False),
+            data, dtype=args.dtype, batch_size=1, key_file=key_file, num_workers=args.num_workers,
+            preprocess_fn=preprocess_fn, collate_fn=collate_fn,
             allow_variable_data_keys=args.allow_variable_data_keys, inference=True)
         start, count = time.perf_counter(), 0
         with DatadirWriter(output_dir) as writer:

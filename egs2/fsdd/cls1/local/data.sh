@@ -46,8 +46,7 @@ if [ ! -d "${FSDD}/recordings" ]; then
     exit 1
 fi
 if [ "${list_speakers}" = true ]; then
-    find "${FSDD}/recordings" -maxdepth 1 -name '*_*_*.wav' -printf '%f\n' | cut -d_ -f2 | sort -u | tr '\n' ' ' | sed 's/ $/\n/'
-    exit 0
+    exec "${python}" local/data_prep.py "${FSDD}" data --list_speakers
 fi
 if [ "${fold}" = takes ]; then
     dev_speakers="" test_speakers="" dev_takes=45-49 test_takes=0-4 suffix=_takes

@@ -126,7 +126,13 @@ def main(argv=None) -> int:
     p.add_argument("--dev_takes", default="", help="takes of the other speakers that go to dev (e.g. 45-49)")
     p.add_argument("--test_takes", default="", help="takes of the other speakers that go to test (e.g. 0-4)")
     p.add_argument("--suffix", default="", help="appended to the set names: OUT/train<suffix>, OUT/dev<suffix>, ...")
+    p.add_argument("--list_speakers", action="store_true",
+                   help="print the speakers of the clips named <digit>_<speaker>_<take>.wav (one line) and stop")
     args = p.parse_args(argv)
+    if args.list_speakers:
+        names = (NAME.match(path.name) for path in sorted((args.fsdd / "recordings").glob("*.wav")))
+        print(" ".join(sorted({match["speaker"] for match in names if match})))
+        return 0
     try:
         clips, skipped = scan(args.fsdd)
         sets = split(clips, args.dev_speakers.replace(",", " ").split(), args.test_speakers.replace(",", " ").split(),
