@@ -87,6 +87,7 @@ def _transcribe(args, entries: List[Entry], bad: List[str]) -> int:
     block = max(1, int(args.block_seconds * recognizer.rate))
     totals = {"audio": 0.0, "compute": 0.0, "done": 0}
     lines: List[str] = []
+    chunk_seconds: List[float] = []
 
     def work(entry: Entry) -> str:
         wave = read_wave(entry.path, recognizer.rate)
@@ -96,6 +97,7 @@ def _transcribe(args, entries: List[Entry], bad: List[str]) -> int:
                 print(f"{entry.key} {seconds:7.2f}s  {text}", file=sys.stderr)
 
             text = feed(recognizer, wave, block, show if args.show_partial else None)
+            chunk_seconds.extend(recognizer.chunk_seconds)
         else:
             text = recognizer([wave])[0]
         totals["compute"] += time.perf_counter() - start
@@ -116,6 +118,8 @@ def _transcribe(args, entries: List[Entry], bad: List[str]) -> int:
     if totals["audio"]:
         print(f"{totals['done']} files, {totals['audio']:.1f} s of audio in {totals['compute']:.2f} s: "
               f"real-time factor {totals['compute'] / totals['audio']:.4f}", file=sys.stderr)
+    if args.streaming:
+        print(recognizer.summary(chunk_seconds), file=sys.stderr)
     return status
 
 

@@ -37,11 +37,6 @@ NOT_STREAMING = ("it was not trained to stream: use python -m espnet_summarymixi
 ADVICE = {"asr": NOT_STREAMING, "onnx": "use python -m espnet_summarymixing.onnx_transcribe --streaming"}
 
 
-def _compute_summary(chunk_seconds: List[float]) -> str:
-    ms = sorted(1000 * s for s in chunk_seconds)
-    return f"compute per chunk: median {ms[len(ms) // 2]:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} steps"
-
-
 def parser() -> argparse.ArgumentParser:
     """The command's options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -136,8 +131,8 @@ def _decode(args, entries: List[Entry], bad: List[str]) -> int:
         mode = "offline, full context" if rec is None else f"streaming, chunk {rec.encoder.chunk_size}"
         rtf = f", real-time factor {totals['compute'] / totals['audio']:.3f}" if totals["audio"] else ""
         print(f"{args.output or 'stdout'}: {totals['done']} utterances ({mode}){rtf}", file=sys.stderr)
-    if chunk_seconds:
-        print(_compute_summary(chunk_seconds), file=sys.stderr)
+    if rec is not None:
+        print(rec.summary(chunk_seconds), file=sys.stderr)
     return finish(failed + len(bad), len(entries) + len(bad))
 
 

@@ -127,10 +127,12 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
     step = StreamingStepGraph(model, chunk_size).eval()
     state = step.initial_state()
     names = [f"state_{i}" for i in range(len(state))]
+    lookahead = step.lookahead_frames
+    ahead = {"ahead": torch.tensor([lookahead])} if lookahead else {}  # an input only with a look-ahead
     feats = torch.randn(1, step.input_frames, model.encoder._input_size)
-    _save(step, (feats, torch.tensor([0]), *state), out_dir / "streaming.onnx",
-          ["feats", "position", *names], ["log_probs", *[f"next_{n}" for n in names]],
-          {"feats": {1: dynamic}, "position": None, "state": tuple([None] * len(state))})
+    _save(step, (feats, torch.tensor([0]), *ahead.values(), *state), out_dir / "streaming.onnx",
+          ["feats", "position", *ahead, *names], ["log_probs", *[f"next_{n}" for n in names]],
+          {"feats": {1: dynamic}, "position": None, "state": tuple([None] * (len(ahead) + len(state)))})
     # check: 40 chunks driven through onnxruntime equal StreamingEncoder + CTC
     session = onnxruntime.InferenceSession(str(out_dir / "streaming.onnx"), providers=["CPUExecutionProvider"])
     geometry = model.encoder.input_layer.geometry
@@ -144,7 +146,7 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
     for k in range(40):
         window = stream_feats[:, k * chunk_size * stride:][:, :step.input_frames].numpy()
         result = session.run(None, {"feats": window, "position": torch.tensor([position]).numpy(),
-                                    **dict(zip(names, current))})
+                                    **{k: v.numpy() for k, v in ahead.items()}, **dict(zip(names, current))})
         outs.append(result[0])
         current = result[1:]
         position += result[0].shape[1]
@@ -160,6 +162,7 @@ def _export_streaming(model, out_dir: Path, chunk_size: int, rate: int, toleranc
     return {
         "chunk_size": chunk_size,
         "chunk_seconds": chunk_size * stride * stft.hop_length / rate if stft else None,
+        "lookahead_frames": lookahead,
         "input_frames": step.input_frames,
         "input_frames_per_chunk": geometry.input_frames_consumed(chunk_size),
         "subsampling_steps": [list(s) for s in geometry.steps],

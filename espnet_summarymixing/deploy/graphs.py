@@ -206,6 +206,11 @@ class StreamingStepGraph(torch.nn.Module):
     of its first encoder frame in the stream, ``state`` every layer's running summary (sum and
     count) and convolution caches, flattened in :attr:`state_spec` order (all zeros at the start
     of a stream, the same as no state).
+
+    With ``lookahead_frames`` R > 0 the signature is ``forward(feats, position, ahead (1,) int64,
+    *state)``: ``feats`` give the chunk's frames and R frames more (n' = frames of the chunk + R),
+    of which the first ``ahead`` are real (R, or fewer at the end of a stream: the others count as
+    zeros, as past the end of an utterance); only the chunk's frames come out.
     """
 
     def __init__(self, model, chunk_size: int):
@@ -219,7 +224,9 @@ class StreamingStepGraph(torch.nn.Module):
         self.input_layer = model.encoder.input_layer
         self.ctc_lo = model.ctc.ctc_lo
         self.chunk_size = chunk_size
-        self.input_frames = self.input_layer.geometry.frames_in(chunk_size)
+        self.lookahead = model.encoder.lookahead
+        self.lookahead_frames = self.lookahead.frames if self.lookahead is not None else 0
+        self.input_frames = self.input_layer.geometry.frames_in(chunk_size + self.lookahead_frames)
         # the state's structure and shapes: one PyTorch step on a chunk of zeros
         stream = StreamingEncoder(model.encoder, chunk_size)
         with torch.no_grad():
@@ -233,8 +240,13 @@ class StreamingStepGraph(torch.nn.Module):
     def forward(self, feats: torch.Tensor, position: torch.Tensor, *state: torch.Tensor):
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
-        states = tree_unflatten(list(state), self.state_spec)
         x = self.input_layer(feats, position)  # (1, n', D), positions from the graph input
+        if self.lookahead is not None:
+            ahead, state = state[0], state[1:]
+            real = x.size(1) - self.lookahead_frames + ahead  # (1,): frames before the zeros
+            x = x * valid_mask(real, x.size(1))[:, :, None].to(x.dtype)
+            x = self.lookahead.frames_ready(x)  # (1, n' - R, D)
+        states = tree_unflatten(list(state), self.state_spec)
         x, new_states = self.encoder.step_frames(x, states)
         leaves, _ = tree_flatten(new_states)
         return (torch.log_softmax(self.ctc_lo(x), dim=-1), *leaves)

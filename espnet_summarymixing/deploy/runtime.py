@@ -12,12 +12,13 @@ This module imports neither torch nor ESPnet (tested): a server or a device need
     ('HI YOU', 'hello you')
 """
 
+import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft
+from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft, latency_seconds, stream_summary
 from espnet_summarymixing.frames.geometry import Subsampling
 from espnet_summarymixing.loading.audio import read_samples
 from espnet_summarymixing.loading.manifest import read_manifest, read_tokens
@@ -143,6 +144,8 @@ class OnnxStreamingRecognizer:
         self.geometry = Subsampling.of(stream["subsampling_steps"])
         self.input_frames = stream["input_frames"]
         self.per_chunk = stream["input_frames_per_chunk"]
+        self.chunk_size = stream["chunk_size"]
+        self.lookahead = stream.get("lookahead_frames", 0)  # exports before look-ahead existed have none
         self.state_specs = [(item["name"], tuple(item["shape"])) for item in stream["state"]]
         self.reset()
 
@@ -153,16 +156,31 @@ class OnnxStreamingRecognizer:
         self.position = 0  # encoder frames produced so far
         self.state = {name: np.zeros(shape, dtype=np.float32) for name, shape in self.state_specs}
         self.ctc = GreedyCtc(self.blank)
+        self.chunk_seconds: List[float] = []  # compute time of each step, scaled to a whole chunk
+
+    @property
+    def latency_seconds(self) -> float:
+        """The algorithmic latency (:func:`~espnet_summarymixing.frames.framing.latency_seconds`)."""
+        return latency_seconds(self.input_frames, self.stft, self.rate)
+
+    def summary(self, chunk_seconds: List[float]) -> str:
+        """Chunk, look-ahead, latency and compute per chunk, as every streaming command reports them."""
+        return stream_summary(self.chunk_size, self.lookahead, self.latency_seconds, chunk_seconds)
 
     def _features(self, segment: np.ndarray) -> np.ndarray:
         feats, _ = self.features.run(None, {"speech": segment[None].astype(np.float32),
                                             "speech_lengths": np.array([len(segment)], dtype=np.int64)})
         return feats[0]  # (T, F)
 
-    def _chunk(self, feats: np.ndarray) -> None:
+    def _chunk(self, feats: np.ndarray, ahead: int) -> None:
+        """One step: ``feats`` give a chunk and ``lookahead`` frames more, the first ``ahead`` of them real."""
+        extra = {"ahead": np.array([ahead], dtype=np.int64)} if self.lookahead else {}
+        start = time.perf_counter()
         outputs = self.step.run(None, {"feats": feats[None], "position": np.array([self.position], dtype=np.int64),
-                                       **self.state})
+                                       **extra, **self.state})
         log_probs = outputs[0][0]
+        if len(log_probs):
+            self.chunk_seconds.append((time.perf_counter() - start) * self.chunk_size / len(log_probs))
         self.state = {name: value for (name, _), value in zip(self.state_specs, outputs[1:])}
         self.position += len(log_probs)
         self.ctc.push(log_probs.argmax(axis=-1).tolist())
@@ -173,10 +191,16 @@ class OnnxStreamingRecognizer:
         if self.buffer is None:
             return
         while len(self.buffer) >= self.input_frames:
-            self._chunk(self.buffer[:self.input_frames])
+            self._chunk(self.buffer[:self.input_frames], self.lookahead)
             self.buffer = self.buffer[self.per_chunk:]
-        if final and self.geometry.frames_out(len(self.buffer)) >= 1:  # the last, partial chunk
-            self._chunk(self.buffer)
+        while final and self.geometry.frames_out(len(self.buffer)) >= 1:  # the last chunks, their look-ahead cut
+            real = int(self.geometry.frames_out(len(self.buffer)))
+            frames = min(self.chunk_size, real)
+            need = self.geometry.frames_in(frames + self.lookahead)
+            window = np.pad(self.buffer[:need], ((0, max(0, need - len(self.buffer))), (0, 0)))
+            self._chunk(window, min(self.lookahead, real - frames))
+            self.buffer = self.buffer[self.geometry.input_frames_consumed(frames):]
+        if final:
             self.buffer = None
 
     def text(self) -> str:
@@ -189,8 +213,10 @@ class OnnxStreamingRecognizer:
         return self.text()
 
     def finish(self) -> str:
-        """End of the stream: decode what remains; return the final text (the state is reset)."""
+        """End of the stream: decode what remains; return the final text (the state is reset, the
+        stream's ``chunk_seconds`` kept until the next one starts)."""
         self._consume(self.stft.features(self._features, final=True), final=True)
-        text = self.text()
+        text, timed = self.text(), self.chunk_seconds
         self.reset()
+        self.chunk_seconds = timed
         return text

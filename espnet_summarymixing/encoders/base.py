@@ -20,6 +20,7 @@ from espnet_summarymixing.frames.input_layer import (
     build_input_layer,
     valid_mask,
 )
+from espnet_summarymixing.layers.lookahead import LookAhead
 from espnet_summarymixing.layers.masked import CONV_CONTEXTS, valid_frames
 from espnet_summarymixing.layers.summary_mixing import SummaryMixing, summary_spans
 
@@ -71,6 +72,10 @@ chunk_size_range (Optional[List[int]]): [min, max] chunk size in frames after
 full_context_prob (float): Probability of a full-context batch (default 0.5).
 decode_chunk_size (int): Chunk size of the forward in eval mode, 0 = full context
     (default 0); ``StreamingEncoder`` decodes chunk by chunk with the same result.
+lookahead_frames (int): Frames after subsampling that every frame sees ahead of it, in
+    every mode, through one depthwise look-ahead over the embedded frames before the blocks
+    (``LookAhead``; default 0, none). A stream waits that many frames more than its chunk
+    (latency + lookahead_frames frame shifts); it does not compound through the layers.
 summary_mode (str): ``mixing`` (default, the paper's SummaryMixing), ``lite``
     (SummaryMixing-lite) or ``fast`` (SummaryMixing-fast).
 summary_heads (int): Block-diagonal groups of the cell's branches (default 1).
@@ -224,6 +229,8 @@ class SummaryMixingEncoderBase(AbsEncoder):
             args["pos_enc_layer_type"], args["positional_dropout_rate"], args["max_pos_emb_len"],
             args["padding_idx"],
         )
+        self.lookahead_frames = args["lookahead_frames"]
+        self.lookahead = LookAhead(args["output_size"], self.lookahead_frames) if self.lookahead_frames else None
         self.encoders = torch.nn.ModuleList(
             self._build_layers(args, lambda: build_cell(args["output_size"], **cell_options))
         )
@@ -342,6 +349,10 @@ class SummaryMixingEncoderBase(AbsEncoder):
         check_range("full_context_prob", full_context_prob, 0.0, 1.0 + 1e-9)
         if decode_chunk_size < 0:
             raise ValueError(f"decode_chunk_size={decode_chunk_size} must be 0 (full context) or positive")
+        lookahead_frames = args["lookahead_frames"]
+        if isinstance(lookahead_frames, bool) or not isinstance(lookahead_frames, int) or lookahead_frames < 0:
+            raise ValueError(f"lookahead_frames={lookahead_frames!r} must be 0 (no look-ahead) or a positive "
+                             "number of frames after subsampling")
         if (dynamic_chunk_training or decode_chunk_size) and conv_context == "full":
             raise ValueError(
                 "dynamic_chunk_training/decode_chunk_size need conv_context='chunk' or 'causal', not "
@@ -456,6 +467,8 @@ class SummaryMixingEncoderBase(AbsEncoder):
         extra = (chunk_size,) if chunk_size else ()  # only chunk-capable layers ever get a chunk size
         more = {"spans": spans} if spans is not None else {}
         valid = None  # the mask as (B, T', 1) 0/1 in the frames' dtype, built once for all layers
+        if self.lookahead is not None:
+            xs = self.lookahead(xs, valid_frames(masks, xs.dtype))
         intermediate_outs = []
         for idx, layer in enumerate(self.encoders):
             if self.training and self.layer_drop_rate > 0 and torch.rand(1).item() < self.layer_drop_rate:

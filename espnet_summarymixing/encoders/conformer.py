@@ -215,6 +215,7 @@ class SummaryMixingConformerEncoder(SummaryMixingEncoderBase):
         chunk_size_range: Optional[List[int]] = None,
         full_context_prob: float = 0.5,
         decode_chunk_size: int = 0,
+        lookahead_frames: int = 0,
         summary_mode: str = "mixing",
         summary_heads: int = 1,
         summary_hidden_units: Optional[int] = None,

@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["IncrementalStft", "GreedyCtc", "TooShortError", "feed"]
+__all__ = ["IncrementalStft", "GreedyCtc", "TooShortError", "feed", "latency_seconds", "stream_summary"]
 
 
 class TooShortError(ValueError):
@@ -141,3 +141,21 @@ def feed(recognizer, wave, block: int, on_partial: Optional[Callable[[float, str
             shown = text
             on_partial(min(total, start + block) / recognizer.rate, text)
     return recognizer.finish()
+
+
+def latency_seconds(frames_waited: int, stft: IncrementalStft, rate: int) -> float:
+    """The algorithmic latency of a stream that needs ``frames_waited`` feature frames from the
+    start of a chunk (the chunk's, its look-ahead's and the subsampling's own look-ahead,
+    ``Subsampling.frames_in(chunk + look-ahead)``): those frame shifts and half an STFT window (the
+    last frame, centred on its shift, reads n_fft / 2 samples past it). Compute time not included."""
+    return (frames_waited * stft.hop + stft.half) / rate
+
+
+def stream_summary(chunk: int, lookahead: int, latency: float, chunk_seconds: Sequence[float]) -> str:
+    """The line a streaming command ends with: chunk, look-ahead, algorithmic latency and the
+    compute per chunk (median, max) when chunks were timed."""
+    line = f"chunk {chunk}, look-ahead {lookahead}, algorithmic latency {round(1000 * latency)} ms"
+    if chunk_seconds:
+        ms = sorted(1000 * s for s in chunk_seconds)
+        line += f"; compute per chunk: median {ms[len(ms) // 2]:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} steps"
+    return line

@@ -2,7 +2,8 @@
 
 Each layer keeps one running (sum, count) of its summary branch and the previous frames of each
 time convolution (k - 1 with ``conv_context`` causal, (k - 1) / 2 with chunk); the subsampling
-keeps the input frames whose outputs are not complete yet.
+keeps the input frames whose outputs are not complete yet, and a look-ahead (``lookahead_frames``
+R) the last R embedded frames, until the frames after them arrive.
 Memory is constant per chunk whatever the length of the stream, and the output equals the
 encoder's forward in eval mode with ``decode_chunk_size`` = ``chunk_size`` (tested).
 
@@ -76,13 +77,21 @@ class StreamingEncoder:
         self.ctc = ctc
         self.encoder = encoder.eval()
         self.chunk_size = chunk_size
+        self.lookahead_frames = encoder.lookahead.frames if encoder.lookahead is not None else 0
         self.reset()
+
+    @property
+    def frames_waited(self) -> int:
+        """Input frames a stream waits for past the start of a chunk before it can encode it: the
+        chunk's, its look-ahead's, and the subsampling's own look-ahead."""
+        return self.input_layer.geometry.frames_in(self.chunk_size + self.lookahead_frames)
 
     def reset(self) -> None:
         """Start a new stream."""
         self.buffer: Optional[torch.Tensor] = None  # input frames not consumed yet (1, n, F)
         self.pending: List[torch.Tensor] = []  # subsampled frames waiting for a full chunk
         self.position = 0  # subsampled frames produced so far
+        self.ahead: Optional[torch.Tensor] = None  # the last embedded frames, waiting for their look-ahead
         self.states: List[Optional[tuple]] = [None] * len(self.encoder.encoders)
 
     @torch.no_grad()
@@ -100,6 +109,23 @@ class StreamingEncoder:
         return x
 
     @torch.no_grad()
+    def _look_ahead(self, x: torch.Tensor, final: bool = False) -> torch.Tensor:
+        """Embedded frames (1, n, D) in; out, every frame whose next ``lookahead_frames`` frames are
+        known, with its look-ahead (all of them when ``final``: zeros past the end, as in the forward)."""
+        look = self.encoder.lookahead
+        if look is None:
+            return x
+        x = x if self.ahead is None else torch.cat([self.ahead, x], dim=1)
+        if final:
+            x = torch.nn.functional.pad(x, (0, 0, 0, look.frames))
+        ready = x.size(1) - look.frames
+        if ready <= 0:
+            self.ahead = x
+            return x[:, :0]
+        self.ahead = x[:, ready:]
+        return look.frames_ready(x)
+
+    @torch.no_grad()
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         x, self.states = self.encoder.step_frames(x, self.states, self.ctc)
         return x
@@ -108,7 +134,7 @@ class StreamingEncoder:
         """Add feature frames (1, n, F); return the encoder frames of every completed chunk."""
         if feats.dim() != 3 or feats.size(0) != 1:
             raise ValueError(f"feats must be (1, n, features) for one stream, got {tuple(feats.shape)}")
-        self.pending.append(self._embed(feats))
+        self.pending.append(self._look_ahead(self._embed(feats)))
         ready = torch.cat(self.pending, dim=1)
         full = ready.size(1) // self.chunk_size * self.chunk_size
         self.pending = [ready[:, full:]]
@@ -118,8 +144,10 @@ class StreamingEncoder:
         return torch.cat(outs, dim=1)
 
     def finish(self) -> torch.Tensor:
-        """End of the stream: encode the last, partial chunk; the state is reset."""
-        rest = torch.cat(self.pending, dim=1)
-        out = self._encode(rest) if rest.size(1) else rest
+        """End of the stream: encode what is left (the frames held for their look-ahead, then a last,
+        partial chunk); the state is reset."""
+        none = torch.zeros(1, 0, self.encoder.output_size())
+        rest = torch.cat([*self.pending, self._look_ahead(none, final=True)], dim=1)
+        outs = [self._encode(rest[:, k:k + self.chunk_size]) for k in range(0, rest.size(1), self.chunk_size)]
         self.reset()
-        return out
+        return torch.cat(outs, dim=1) if outs else rest

@@ -13,7 +13,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft, feed
+from espnet_summarymixing.frames.framing import GreedyCtc, IncrementalStft, feed, latency_seconds, stream_summary
 from espnet_summarymixing.frames.normalize import normalize
 from espnet_summarymixing.streaming.encoder import StreamingEncoder, trained_chunk_size
 
@@ -94,6 +94,16 @@ class StreamingRecognizer:
         self.stft = IncrementalStft(stft.n_fft, stft.hop_length)
         self.ctc = GreedyCtc(_blank_id(train_args.token_list))
         self.reset()
+
+    @property
+    def latency_seconds(self) -> float:
+        """The algorithmic latency (:func:`~espnet_summarymixing.frames.framing.latency_seconds`)."""
+        return latency_seconds(self.encoder.frames_waited, self.stft, self.rate)
+
+    def summary(self, chunk_seconds: List[float]) -> str:
+        """Chunk, look-ahead, latency and compute per chunk, as every streaming command reports them."""
+        return stream_summary(self.encoder.chunk_size, self.encoder.lookahead_frames, self.latency_seconds,
+                              chunk_seconds)
 
     def reset(self) -> None:
         """Start a new utterance."""

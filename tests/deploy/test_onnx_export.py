@@ -254,11 +254,14 @@ def test_an_export_replaces_an_earlier_one_whole_and_refuses_a_foreign_folder(tm
 STREAMING_CONF = {"conv_context": "chunk", "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}
 
 
-@pytest.fixture(scope="module", params=ENCODERS)
+@pytest.fixture(scope="module", params=[*ENCODERS, "summarymixing_conformer+lookahead"])
 def exported_streaming(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("stream_" + request.param)
-    extra = {"merge_method": "concat"} if request.param == "summarymixing_branchformer" else {}
-    model_dir = make_model(root / "model", request.param, **extra, **STREAMING_CONF)
+    name, _, lookahead = request.param.partition("+")
+    extra = {"merge_method": "concat"} if name == "summarymixing_branchformer" else {}
+    if lookahead:
+        extra["lookahead_frames"] = 3  # 3 frames past each chunk of 4, through every graph and the runtime
+    model_dir = make_model(root / "model", name, **extra, **STREAMING_CONF)
     export(str(model_dir), str(root / "onnx"), streaming=True, chunk_size=4)
     return model_dir, root / "onnx"
 
@@ -293,14 +296,20 @@ def test_streaming_graph_equals_streaming_encoder_over_100_chunks(exported_strea
     state = {s["name"]: np.zeros(s["shape"], dtype=np.float32) for s in manifest["state"]}
     got, position, chunks = [], 0, 0
     x = feats[0].numpy()
-    n_in, step = manifest["input_frames"], manifest["input_frames_per_chunk"]
-    while len(x) >= 7:  # the last, partial chunk too (7 frames make one subsampled frame)
-        out = session.run(None, {"feats": x[None, :n_in], "position": np.array([position]), **state})
+    chunk, lookahead = manifest["chunk_size"], manifest["lookahead_frames"]
+    while len(x) >= 7:  # the last, partial chunks too (7 frames make one subsampled frame, 4 more one more)
+        real = (len(x) - 3) // 4  # subsampled frames left
+        frames = min(chunk, real)
+        window = np.zeros((4 * (frames + lookahead) + 3, x.shape[1]), dtype=np.float32)  # the frames they need
+        window[:len(x)] = x[:len(window)]
+        ahead = {"ahead": np.array([min(lookahead, real - frames)])} if lookahead else {}
+        out = session.run(None, {"feats": window[None], "position": np.array([position]), **ahead, **state})
         state = dict(zip(state, out[1:]))
+        assert out[0].shape[1] == frames
         got.append(out[0][0])
-        position += out[0].shape[1]
+        position += frames
         chunks += 1
-        x = x[step:] if len(x) >= n_in else x[:0]
+        x = x[4 * frames:]
     got = np.concatenate(got)
     assert chunks >= 100
     assert got.shape == ref.shape
@@ -315,6 +324,25 @@ def test_streaming_runtime_partials_equal_pytorch_streaming(exported_streaming, 
     wave = _long_wave(data, 6.0)
     ours = OnnxStreamingRecognizer(str(onnx_dir))
     reference = StreamingRecognizer(*load_asr_model(*(str(p) for p in _model_files(model_dir))), chunk_size=4)
+    # every frame's log-probabilities, the last chunks' included, not only the text
+    onnx_frames, torch_frames = [], []
+    step, encoder = ours.step, reference.encoder
+
+    class Recorded:
+        def run(self, names, inputs):
+            outputs = step.run(names, inputs)
+            onnx_frames.append(outputs[0][0])
+            return outputs
+
+    def recorded(method):
+        def run(*args):
+            out = method(*args)
+            torch_frames.append(torch.log_softmax(reference.model.ctc.ctc_lo(out), dim=-1)[0].detach().numpy())
+            return out
+        return run
+
+    ours.step = Recorded()
+    encoder.accept, encoder.finish = recorded(encoder.accept), recorded(encoder.finish)
     partials = []
     for start in range(0, len(wave), 1234):
         block = wave[start:start + 1234]
@@ -323,6 +351,7 @@ def test_streaming_runtime_partials_equal_pytorch_streaming(exported_streaming, 
     assert final[0] == final[1] and final[0]
     assert [a for a, _ in partials] == [b for _, b in partials]
     assert len({a for a, _ in partials}) > 3  # the hypothesis grows while the audio arrives
+    np.testing.assert_allclose(np.concatenate(onnx_frames), np.concatenate(torch_frames), rtol=0, atol=1e-4)
 
 
 def test_streaming_export_refuses_chunk_sizes_it_was_not_trained_for(exported_streaming, tmp_path):
@@ -343,6 +372,10 @@ def test_streaming_command_and_offline_only_folders(exported_streaming, exported
     good = (data["test"] / "wav.scp").read_text().split()[1]
     proc = command("onnx_transcribe", "--model", onnx_dir, "--streaming", "--show_partial", good)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    lookahead = json.loads((onnx_dir / "manifest.json").read_text())["streaming"]["lookahead_frames"]
+    # 4 frames of 40 ms and the look-ahead, 30 ms of subsampling look-ahead, 16 ms of half a window
+    assert (f"chunk 4, look-ahead {lookahead}, algorithmic latency {206 + 40 * lookahead} ms; compute per chunk: "
+            "median") in proc.stderr
     from espnet_summarymixing.streaming.recognizer import StreamingRecognizer
 
     reference = StreamingRecognizer(*load_asr_model(*(str(p) for p in _model_files(model_dir))), chunk_size=4)

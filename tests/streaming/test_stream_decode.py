@@ -109,6 +109,8 @@ def test_decoding_a_whole_set_streamed_and_offline(streaming_model, data, tmp_pa
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"{len(utts)} utterances" in proc.stderr and "real-time factor" in proc.stderr
         assert "warning: --block_ms 100 is read as --block_seconds 0.1" in proc.stderr
+        if name == "stream":  # 4 frames of 40 ms + 30 ms of subsampling look-ahead + 16 ms of half a window
+            assert "chunk 4, look-ahead 0, algorithmic latency 206 ms" in proc.stderr
     hyps = {name: dict((line.split(" ", 1) + [""])[:2] for line in (tmp_path / name / "text").read_text().splitlines())
             for name in ("stream", "offline")}
     assert sorted(hyps["stream"]) == sorted(u for u, _ in utts)

@@ -58,9 +58,10 @@ for chunk in full ${chunk_sizes}; do
     if [ "${chunk}" = full ]; then
         echo "| greedy CTC, whole utterance | - | whole utterance | - | ${rtf} |" >> "${table}"
     else
-        compute=$(sed -n 's/compute per chunk: median \([0-9.]*\) ms, max \([0-9.]*\) ms.*/\1 \/ \2 ms/p' "${out}/stream_decode.log")
-        # a chunk of c frames covers 40c ms; the Conv2d subsampling looks 30 ms ahead and the STFT window 16 ms
-        echo "| greedy CTC, streamed | ${chunk} frames ($((chunk * 40)) ms) | $((chunk * 40 + 46)) ms | ${compute} | ${rtf} |" >> "${table}"
+        compute=$(sed -n 's/.*compute per chunk: median \([0-9.]*\) ms, max \([0-9.]*\) ms.*/\1 \/ \2 ms/p' "${out}/stream_decode.log")
+        # stream_decode states it: chunk + look-ahead + the subsampling's look-ahead + half an STFT window
+        latency=$(sed -n 's/.*look-ahead \([0-9]*\), algorithmic latency \([0-9]*\) ms.*/\2 ms (look-ahead \1)/p' "${out}/stream_decode.log")
+        echo "| greedy CTC, streamed | ${chunk} frames ($((chunk * 40)) ms) | ${latency} | ${compute} | ${rtf} |" >> "${table}"
     fi
 done
 "${python}" pyscripts/collect_results.py --exp_dir "${asr_exp}" --out "${asr_exp}/RESULTS.md"
