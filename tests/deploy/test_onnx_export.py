@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import yaml
 
 from conftest import command
+from recipe_tools import ROOT
 from tiny_asr_models import make_model
 
 from espnet_summarymixing.deploy.export import ExportError, export
@@ -254,14 +256,21 @@ def test_an_export_replaces_an_earlier_one_whole_and_refuses_a_foreign_folder(tm
 STREAMING_CONF = {"conv_context": "chunk", "dynamic_chunk_training": True, "chunk_size_range": [1, 8]}
 
 
-@pytest.fixture(scope="module", params=[*ENCODERS, "summarymixing_conformer+lookahead"])
+# The AN4 recipe's streaming configuration with a look-ahead, shrunk: its encoder keys but the tiny sizes
+AN4_STREAMING = ROOT / "egs2/an4/asr1/conf/tuning/train_asr_summarymixing_conformer_e6_size144_mlp576_k15_chunk2-8_ahead2.yaml"
+SIZES = ("output_size", "linear_units", "num_blocks", "cnn_module_kernel")
+
+
+@pytest.fixture(scope="module", params=[*ENCODERS, "an4_streaming_lookahead"])
 def exported_streaming(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("stream_" + request.param)
-    name, _, lookahead = request.param.partition("+")
-    extra = {"merge_method": "concat"} if name == "summarymixing_branchformer" else {}
-    if lookahead:
-        extra["lookahead_frames"] = 3  # 3 frames past each chunk of 4, through every graph and the runtime
-    model_dir = make_model(root / "model", name, **extra, **STREAMING_CONF)
+    if request.param == "an4_streaming_lookahead":  # 2 frames past each chunk, through every graph and the runtime
+        recipe = {k: v for k, v in yaml.safe_load(AN4_STREAMING.read_text())["encoder_conf"].items() if k not in SIZES}
+        assert recipe["lookahead_frames"] == 2 and recipe["conv_context"] == "chunk"
+        model_dir = make_model(root / "model", "summarymixing_conformer", **recipe)
+    else:
+        extra = {"merge_method": "concat"} if request.param == "summarymixing_branchformer" else {}
+        model_dir = make_model(root / "model", request.param, **extra, **STREAMING_CONF)
     export(str(model_dir), str(root / "onnx"), streaming=True, chunk_size=4)
     return model_dir, root / "onnx"
 
@@ -356,9 +365,9 @@ def test_streaming_runtime_partials_equal_pytorch_streaming(exported_streaming, 
 
 def test_streaming_export_refuses_chunk_sizes_it_was_not_trained_for(exported_streaming, tmp_path):
     model_dir, _ = exported_streaming
-    with pytest.raises(ExportError, match=r"chunk size 12: the model was trained for chunks of 1\.\.8"):
+    with pytest.raises(ExportError, match=r"chunk size 12: the model was trained for chunks of [12]\.\.8"):
         export(str(model_dir), str(tmp_path / "out"), streaming=True, chunk_size=12)
-    with pytest.raises(ExportError, match=r"give a chunk size, one of 1\.\.8"):
+    with pytest.raises(ExportError, match=r"give a chunk size, one of [12]\.\.8"):
         export(str(model_dir), str(tmp_path / "out"), streaming=True)
     assert not (tmp_path / "out").exists()
     per_utterance = make_model(tmp_path / "utt", normalize="utterance_mvn", **STREAMING_CONF)

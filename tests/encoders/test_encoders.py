@@ -305,6 +305,8 @@ CHUNK_PROBES = {
         lambda e: {e.train()._chunk_size() for _ in range(5)} == {0},
     ),
     "decode_chunk_size": (dict(conv_context="causal", decode_chunk_size=2), lambda e: e.eval()._chunk_size() == 2),
+    "lookahead_frames": (dict(conv_context="chunk", lookahead_frames=2),
+                         lambda e: e.lookahead.weight.shape == (e.output_size(), 1, 2)),
 }
 ATTENTION_ONLY = ["attention_heads", "attention_dropout_rate", "rel_pos_type", "zero_triu", "qk_norm", "use_flash_attn"]
 ATTENTION_VALUES = dict(attention_heads=4, attention_dropout_rate=0.1, rel_pos_type="latest", zero_triu=False,
