@@ -24,6 +24,7 @@ from espnet_summarymixing.cli.quiet import quiet_startup
 
 __all__ = ["main"]
 
+CALIBRATION_FILES = 100  # static quantisation: files of --calibration used (spread over the list)
 ADVICE = {"classifier": "ONNX export is for ASR models; use python -m espnet_summarymixing.classify",
           "onnx": "already exported; use python -m espnet_summarymixing.onnx_transcribe"}
 
@@ -36,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--asr_model_file", help="the checkpoint to export with --asr_train_config")
     add_output_dir(p, "folder to write the ONNX model into")
     p.add_argument("--quantize", choices=["int8"], help="also write model.int8.onnx (8-bit weights)")
+    p.add_argument("--calibration", metavar="LIST",
+                   help="with --quantize int8: audio (a wav.scp or a list of files) to measure activation ranges "
+                        "on, for static quantisation (int8 activations too: faster than float32 on a CPU); "
+                        f"up to {CALIBRATION_FILES} files spread over the list are used")
     p.add_argument("--streaming", action="store_true", help="also export the chunk-by-chunk graph")
     p.add_argument("--chunk_size", type=int, help="streaming: frames after subsampling per chunk")
     p.add_argument("--tolerance", type=float, default=1e-3,
@@ -58,6 +63,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("the following arguments are required: --output_dir")
     if args.chunk_size is not None and not args.streaming:
         p.error(f"--chunk_size {args.chunk_size} is for the streaming graph: add --streaming")
+    if args.calibration is not None and args.quantize != "int8":
+        p.error(f"--calibration {args.calibration} is for static quantisation: add --quantize int8")
     if args.chunk_size is not None and args.chunk_size < 1:
         p.error(f"--chunk_size {args.chunk_size}: must be at least 1")
     if not 0 < args.tolerance < float("inf"):  # nan too: it would turn the check off
@@ -79,6 +86,18 @@ def _export(args) -> int:
     missing = missing_modules(args.quantize)
     if missing:
         raise CommandError(f"the export needs {', '.join(missing)}: pip install 'espnet-summarymixing[onnx]'")
+    calibration = None
+    if args.calibration is not None:
+        from espnet_summarymixing.cli.inputs import read_list
+
+        try:
+            entries, bad = read_list(args.calibration)
+        except OSError as err:
+            raise CommandError(f"--calibration {args.calibration}: {err.strerror or err}") from None
+        if bad or not entries:
+            raise CommandError(bad[0] if bad else f"--calibration {args.calibration}: no audio file listed")
+        step = max(1, len(entries) // CALIBRATION_FILES)
+        calibration = [entry.path for entry in entries[::step][:CALIBRATION_FILES]]
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" per op
     with quiet_startup(logging.INFO):
         model = args.model
@@ -95,7 +114,7 @@ def _export(args) -> int:
         try:
             manifest = export_model(loaded.model, loaded.train_args, args.output_dir, source, quantize=args.quantize,
                                     tolerance=args.tolerance, streaming=args.streaming, chunk_size=args.chunk_size,
-                                    force=args.force)
+                                    force=args.force, calibration=calibration)
         except (OSError, ExportError, ValueError) as err:
             raise CommandError(str(err)) from None
         except Exception as err:  # e.g. onnxruntime refusing the graph: one line, never a traceback

@@ -42,7 +42,9 @@ def parser() -> argparse.ArgumentParser:
     add_inputs(p)
     add_output(p, "write Kaldi '<key> <text>' lines to this file instead of stdout")
     p.add_argument("--int8", action="store_true", help="use the 8-bit quantised graph")
-    p.add_argument("--threads", type=int, help="onnxruntime threads (default: onnxruntime's choice)")
+    p.add_argument("--threads", type=int,
+                   help="onnxruntime threads (default: onnxruntime's choice; 1 with --streaming, where a chunk's "
+                        "products are too small to share: 1 thread ran a 6 x 144 stream twice as fast as 2)")
     p.add_argument("--streaming", action="store_true", help="decode chunk by chunk (needs an export with --streaming)")
     add_duration(p, "--block_seconds", 0.1, "streaming: audio fed per call")
     p.add_argument("--show_partial", action="store_true", help="streaming: print partial hypotheses on stderr")
@@ -78,7 +80,7 @@ def _transcribe(args, entries: List[Entry], bad: List[str]) -> int:
     source = model_for(args.model, ("onnx",), args.cachedir, build=False, advice=ADVICE).source
     try:
         if args.streaming:
-            recognizer = OnnxStreamingRecognizer(source.onnx_dir, threads=args.threads)
+            recognizer = OnnxStreamingRecognizer(source.onnx_dir, threads=args.threads or 1)
         else:
             recognizer = OnnxRecognizer(source.onnx_dir, int8=args.int8, threads=args.threads)
     except (OSError, ValueError) as err:

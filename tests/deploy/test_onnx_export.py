@@ -118,6 +118,38 @@ def test_int8_graph_is_smaller_and_close(exported, data):
     assert kept.get("features.basis") == onnx.TensorProto.FLOAT and kept.get("features.melmat") == onnx.TensorProto.FLOAT
 
 
+def test_static_int8_is_calibrated_on_audio_and_close(data, tmp_path):
+    import onnx
+
+    from espnet_summarymixing.deploy.runtime import OnnxRecognizer
+
+    model_dir = make_model(tmp_path / "model")
+    calibration = [line.split()[1] for line in (data["train"] / "wav.scp").read_text().splitlines()][:8]
+    manifest = export(str(model_dir), str(tmp_path / "onnx"), quantize="int8", calibration=calibration)
+    int8 = json.loads(manifest.read_text())["int8"]
+    assert int8["method"].startswith("static QDQ") and int8["calibration_files"] == 8
+    graph = onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations quantised too, not only the weights
+    quantized_inputs = {i for node in graph.node if node.op_type == "QuantizeLinear" for i in node.input}
+    assert not any(name.startswith("features.") for name in quantized_inputs)  # the front end stays float32
+    waves = [w.numpy() for w in _waves(data, "test")]
+    full = OnnxRecognizer(str(tmp_path / "onnx")).log_probs(waves)
+    static = OnnxRecognizer(str(tmp_path / "onnx"), int8=True).log_probs(waves)
+    for a, b in zip(full, static):
+        assert a.shape == b.shape and np.abs(np.exp(a) - np.exp(b)).max() < 0.5
+    missing = tmp_path / "missing.wav"
+    with pytest.raises(ExportError, match=f"calibration audio {missing}"):
+        export(str(model_dir), str(tmp_path / "bad"), quantize="int8", calibration=[str(missing)])
+    with pytest.raises(ExportError, match="calibration audio is for quantize=int8"):
+        export(str(model_dir), str(tmp_path / "bad"), calibration=calibration)
+    with pytest.raises(ExportError, match="calibration: no audio file given"):
+        export(str(model_dir), str(tmp_path / "bad"), quantize="int8", calibration=[])
+    assert not (tmp_path / "bad").exists()
+    proc = command("export", "--model", model_dir, "--output_dir", tmp_path / "c", "--calibration", "x.scp")
+    assert proc.returncode == 2 and "--calibration x.scp is for static quantisation: add --quantize int8" in proc.stderr
+
+
 # The runtime must run where torch and ESPnet are not installed: they are made unimportable.
 _NO_TORCH = """
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recipe's model through ONNX: export (float32 and int8), then greedy CTC on ${test_set} with
 #   - PyTorch (python -m espnet_summarymixing.stream_decode --full_context: the reference),
-#   - onnxruntime, float32 graph, and int8 graph (python -m espnet_summarymixing.onnx_transcribe),
+#   - onnxruntime, float32 graph, and int8 graph (python -m espnet_summarymixing.onnx_transcribe; static
+#     quantisation calibrated on 100 training utterances, or dynamic with --calibration ""),
 # each scored (WER, CER) into ${asr_exp}/decode_*/; the table with real-time factors and file sizes
 # goes to ${asr_exp}/onnx.md. Stages 1-11 must have run (./run.sh --stop_stage 11).
 # With --chunk_size N (a streaming model), the export adds the streaming graph and the table two rows:
@@ -18,10 +19,11 @@ asr_model=valid.acc.ave.pth
 test_set=test
 threads=2
 chunk_size=     # streaming: encoder frames per chunk (empty: offline only)
+calibration=dump/raw/org/train_nodev_sp/wav.scp  # int8: static quantisation calibrated on this audio (empty: dynamic)
 block_seconds=0.04  # streaming: audio arriving per step (seconds)
 python=python3
 
-help_message="Usage: $0 [--asr_exp ${asr_exp}] [--asr_model ${asr_model}] [--test_set ${test_set}] [--threads ${threads}] [--chunk_size N]"
+help_message="Usage: $0 [--asr_exp ${asr_exp}] [--asr_model ${asr_model}] [--test_set ${test_set}] [--threads ${threads}] [--chunk_size N] [--calibration ${calibration}]"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: no positional argument expected, got: $*"; exit 2; }
 . ./path.sh
@@ -31,10 +33,11 @@ data=dump/raw/${test_set}
 [ -f "${data}/wav.scp" ] || { log "Error: ${data}/wav.scp not found: run ./run.sh --stop_stage 4 first"; exit 1; }
 onnx=${asr_exp}/onnx
 streaming=(); [ -n "${chunk_size}" ] && streaming=(--streaming --chunk_size "${chunk_size}")
+static=(); [ -n "${calibration}" ] && static=(--calibration "${calibration}")
 if [ ! -f "${onnx}/model.int8.onnx" ] || { [ -n "${chunk_size}" ] && ! grep -q "\"chunk_size\": ${chunk_size}," "${onnx}/manifest.json"; }; then
     log "exporting ${asr_exp}/${asr_model} to ${onnx}"
     "${python}" -m espnet_summarymixing.export --asr_train_config "${asr_exp}/config.yaml" \
-        --asr_model_file "${asr_exp}/${asr_model}" --output_dir "${onnx}" --quantize int8 "${streaming[@]}"
+        --asr_model_file "${asr_exp}/${asr_model}" --output_dir "${onnx}" --quantize int8 "${static[@]}" "${streaming[@]}"
 fi
 
 table=${asr_exp}/onnx.md

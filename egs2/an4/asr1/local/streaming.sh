@@ -4,8 +4,10 @@
 #      and decodes it offline with the joint CTC/attention beam search of stage 12;
 #   2. decodes ${test_set} with greedy CTC: whole utterances (full context), then streamed as if live,
 #      ${block_seconds} s of audio at a time, at each of ${chunk_sizes} encoder frames (40 ms) per chunk;
-#   3. scores every decoding (WER, CER) into ${asr_exp}/decode_*/, so RESULTS.md lists them side by
-#      side, with the algorithmic latency and the measured compute per chunk of each.
+#   3. scores every decoding (WER, CER) into ${asr_exp}/decode_*/ and tables them with
+#      local/streaming_results.py (${asr_exp}/streaming.md and .json): chunk, look-ahead, algorithmic
+#      latency, compute per chunk, WER / CER and the ratio to the same model's full-context WER.
+# --chunk_sizes must lie in the model's trained chunk_size_range (the decoder refuses the others).
 set -euo pipefail
 
 log() {
@@ -32,11 +34,6 @@ fi
 [ -f "${asr_exp}/valid.acc.ave.pth" ] || { log "Error: ${asr_exp}/valid.acc.ave.pth not found: train first (without --skip_train true)"; exit 1; }
 
 data=dump/raw/${test_set}
-table="${asr_exp}/streaming.md"
-{
-    echo "| decoding | chunk | algorithmic latency | compute per chunk (median / max) | real-time factor |"
-    echo "|---|---|---|---|---|"
-} > "${table}"
 for chunk in full ${chunk_sizes}; do
     if [ "${chunk}" = full ]; then
         name=decode_greedy_ctc_full_context; opts=(--full_context)
@@ -46,6 +43,7 @@ for chunk in full ${chunk_sizes}; do
     out="${asr_exp}/${name}/${test_set}"
     mkdir -p "${out}"
     log "${name}: ${data}/wav.scp"
+    # its last line: chunk, look-ahead, algorithmic latency, compute per chunk (local/streaming_results.py reads it)
     "${python}" -m espnet_summarymixing.stream_decode --model "${asr_exp}" --wav_scp "${data}/wav.scp" \
         --output "${out}/text" --block_seconds "${block_seconds}" "${opts[@]}" 2> "${out}/stream_decode.log" \
         || { log "Error: decoding failed, see ${out}/stream_decode.log"; exit 1; }
@@ -54,17 +52,9 @@ for chunk in full ${chunk_sizes}; do
         "${python}" pyscripts/score.py --ref "${data}/text" --hyp "${out}/text" --metric "${m}" \
             --dataset "${name}/${test_set}" --out_dir "${out}/score_${m}" > /dev/null
     done
-    rtf=$(sed -n 's/.*real-time factor \([0-9.]*\).*/\1/p' "${out}/stream_decode.log")
-    if [ "${chunk}" = full ]; then
-        echo "| greedy CTC, whole utterance | - | whole utterance | - | ${rtf} |" >> "${table}"
-    else
-        compute=$(sed -n 's/.*compute per chunk: median \([0-9.]*\) ms, max \([0-9.]*\) ms.*/\1 \/ \2 ms/p' "${out}/stream_decode.log")
-        # stream_decode states it: chunk + look-ahead + the subsampling's look-ahead + half an STFT window
-        latency=$(sed -n 's/.*look-ahead \([0-9]*\), algorithmic latency \([0-9]*\) ms.*/\2 ms (look-ahead \1)/p' "${out}/stream_decode.log")
-        echo "| greedy CTC, streamed | ${chunk} frames ($((chunk * 40)) ms) | ${latency} | ${compute} | ${rtf} |" >> "${table}"
-    fi
 done
+"${python}" local/streaming_results.py "${asr_exp}" --test_set "${test_set}" --out "${asr_exp}/streaming.md"
 "${python}" pyscripts/collect_results.py --exp_dir "${asr_exp}" --out "${asr_exp}/RESULTS.md"
-{ echo; echo "### Streaming (${test_set}, ${block_seconds} s audio blocks)"; cat "${table}"; } >> "${asr_exp}/RESULTS.md"
+{ echo; echo "### Streaming (${test_set}, ${block_seconds} s audio blocks)"; cat "${asr_exp}/streaming.md"; } >> "${asr_exp}/RESULTS.md"
 cat "${asr_exp}/RESULTS.md"
 log "Successfully finished. [elapsed=${SECONDS}s]"
