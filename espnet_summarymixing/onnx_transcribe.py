@@ -12,9 +12,11 @@ lines there instead, as ESPnet's decoding does. Files come as arguments and/or f
 ``--streaming``) each file is fed ``--block_seconds`` at a time, as if live, through the
 chunk-by-chunk graph; ``--show_partial`` prints the growing hypothesis on stderr. The audio must be
 at the model's sample rate (``manifest.json``); multi-channel files are down-mixed. A file that
-cannot be read is reported on stderr and the others are still transcribed; the last stderr line
-gives the real-time factor; exit status 0 only if every file was transcribed (1 otherwise, 2 if the
-model cannot be loaded or is not an ONNX export).
+cannot be read is reported on stderr and the others are still transcribed; stderr ends with the
+real-time factor (and, streaming, ``chunk C, look-ahead R, algorithmic latency L ms; compute per chunk:
+median / max``; streaming uses one onnxruntime thread unless ``--threads`` says otherwise); exit
+status 0 only if every file was transcribed (1 otherwise, 2 if the model cannot be loaded or is not
+an ONNX export).
 """
 
 import argparse

@@ -7,12 +7,13 @@
 The file is read as if it were live, ``--block_seconds`` of audio at a time: features are computed
 as soon as their STFT window is complete (identical to the offline frontend), encoded chunk by chunk
 (:class:`~espnet_summarymixing.streaming.encoder.StreamingEncoder`) and decoded greedily with CTC; each
-time the hypothesis grows, a partial line ``[12.34 s] TEXT`` is printed, then the final text and
-the compute time per chunk. Memory stays constant whatever the length of the file. Several files,
-or ``--list`` (``--wav_scp``: ``<path>`` or ``<key> <path>`` per line), are streamed the same way and
-their final texts printed as ``<key><TAB><text>``, or written to ``--output`` as Kaldi ``<key>
-<text>`` lines; ``--full_context`` decodes them offline instead (each utterance encoded whole, same
-greedy CTC), for an offline-vs-streaming comparison of one model: any ESPnet ASR model with CTC.
+time the hypothesis grows, a partial line ``[12.34 s] TEXT`` is printed, then the final text and,
+on stderr, ``chunk C, look-ahead R, algorithmic latency L ms; compute per chunk: median / max``.
+Memory stays constant whatever the length of the file. Several files, or ``--list`` (``--wav_scp``:
+``<path>`` or ``<key> <path>`` per line), are streamed the same way and their final texts printed
+as ``<key><TAB><text>``, or written to ``--output`` as Kaldi ``<key> <text>`` lines;
+``--full_context`` decodes them offline instead (each utterance encoded whole, same greedy CTC), for
+an offline-vs-streaming comparison of one model: any ESPnet ASR model with CTC.
 Exit status: 0 every file decoded, 1 some failed, 2 nothing could start (a bad option, a model that
 cannot be loaded or cannot stream).
 """

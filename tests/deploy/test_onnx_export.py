@@ -289,7 +289,8 @@ STREAMING_CONF = {"conv_context": "chunk", "dynamic_chunk_training": True, "chun
 
 
 # The AN4 recipe's streaming configuration with a look-ahead, shrunk: its encoder keys but the tiny sizes
-AN4_STREAMING = ROOT / "egs2/an4/asr1/conf/tuning/train_asr_summarymixing_conformer_e6_size144_mlp576_k15_chunk2-8_ahead2.yaml"
+AN4_STREAMING = (ROOT / "egs2/an4/asr1/conf/tuning"
+                 / "train_asr_summarymixing_conformer_e6_size144_mlp576_k15_chunk2-8_ahead2.yaml")
 SIZES = ("output_size", "linear_units", "num_blocks", "cnn_module_kernel")
 
 
