@@ -225,10 +225,10 @@ class StreamingStepGraph(torch.nn.Module):
         self.ctc_lo = model.ctc.ctc_lo
         self.chunk_size = chunk_size
         self.lookahead = model.encoder.lookahead
-        self.lookahead_frames = self.lookahead.frames if self.lookahead is not None else 0
-        self.input_frames = self.input_layer.geometry.frames_in(chunk_size + self.lookahead_frames)
         # the state's structure and shapes: one PyTorch step on a chunk of zeros
         stream = StreamingEncoder(model.encoder, chunk_size)
+        self.lookahead_frames = stream.lookahead_frames
+        self.input_frames = stream.frames_waited  # the chunk's frames, its look-ahead, the subsampling's
         with torch.no_grad():
             stream.accept(torch.zeros(1, self.input_frames, model.encoder._input_size))
         leaves, self.state_spec = tree_flatten(stream.states)
